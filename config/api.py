@@ -1,0 +1,88 @@
+"""The NinjaAPI: routers of every app, default auth, and domain errors mapped to answers once."""
+
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError
+
+from onboarding.api import router as onboarding_router
+from onboarding.auth import BearerTokenAuth, SessionCookieAuth
+from onboarding.exceptions import (
+    ChannelTaken,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    PasswordRejected,
+    UsernameTaken,
+    WizardIncomplete,
+)
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="Wizard status API",
+    version="1.0.0",
+    description="Onboarding data, wizard status and realtime tickets.",
+    urls_namespace="api-v1",
+    docs_url="/docs",
+    auth=[BearerTokenAuth(), SessionCookieAuth()],
+)
+api.add_router("/", onboarding_router)
+
+
+def _validation_error(field: str, message: str) -> dict:
+    # The same shape Ninja gives its own validation errors.
+    return {"detail": [{"type": "value_error", "loc": ["body", "payload", field], "msg": message}]}
+
+
+@api.exception_handler(InvalidInput)
+def on_invalid_input(request: HttpRequest, error: InvalidInput) -> HttpResponse:
+    return api.create_response(request, _validation_error(error.field, error.message), status=422)
+
+
+@api.exception_handler(PasswordRejected)
+def on_password_rejected(request: HttpRequest, error: PasswordRejected) -> HttpResponse:
+    body = _validation_error("password", " ".join(error.messages))
+    return api.create_response(request, body, status=422)
+
+
+@api.exception_handler(UsernameTaken)
+def on_username_taken(request: HttpRequest, error: UsernameTaken) -> HttpResponse:
+    return api.create_response(request, {"detail": "This username is already taken."}, status=409)
+
+
+@api.exception_handler(ChannelTaken)
+def on_channel_taken(request: HttpRequest, error: ChannelTaken) -> HttpResponse:
+    body = {"detail": "This account is already connected to another user."}
+    return api.create_response(request, body, status=409)
+
+
+@api.exception_handler(NotFound)
+def on_not_found(request: HttpRequest, error: NotFound) -> HttpResponse:
+    return api.create_response(request, {"detail": "Not found."}, status=404)
+
+
+@api.exception_handler(WizardIncomplete)
+def on_wizard_incomplete(request: HttpRequest, error: WizardIncomplete) -> HttpResponse:
+    body = {
+        "success": False,
+        "code": "wizard_incomplete",
+        "detail": "Complete every requirement first.",
+        "missing_fields": error.missing_fields,
+    }
+    return api.create_response(request, body, status=400)
+
+
+@api.exception_handler(InvalidToken)
+@api.exception_handler(AuthenticationError)
+def on_unauthenticated(request: HttpRequest, error: Exception) -> HttpResponse:
+    response = api.create_response(request, {"detail": "Unauthorized"}, status=401)
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_body_too_big(request: HttpRequest, error: RequestDataTooBig) -> HttpResponse:
+    return api.create_response(request, {"detail": "Request body is too large."}, status=413)

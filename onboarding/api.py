@@ -1,0 +1,159 @@
+"""Thin Ninja operations: parse, call one service or selector, shape the answer."""
+
+from typing import Annotated
+
+from django.contrib.auth import authenticate, login, logout
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from ninja import Path, Router
+
+from onboarding import selectors, services
+from onboarding.exceptions import InvalidToken
+from onboarding.models import BusinessType, User
+from onboarding.schemas import (
+    BusinessTypeOut,
+    ChannelConnectIn,
+    ChannelOut,
+    CredentialsIn,
+    ErrorOut,
+    LoginOut,
+    ManualPromptIn,
+    ManualPromptOut,
+    ProfileOut,
+    ProfilePatchIn,
+    RefreshIn,
+    RegisterIn,
+    TokenPairOut,
+    UserOut,
+    WizardCompleteOut,
+    WizardIncompleteOut,
+    WizardStatusOut,
+)
+from onboarding.tokens import TokenPair, token_pair_issue, token_user_id
+
+router = Router()
+
+_INVALID_CREDENTIALS = "Invalid username or password."
+_MAX_ID = 2**63 - 1  # bigint primary keys
+
+
+def _token_answer(pair: TokenPair) -> dict:
+    return {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}
+
+
+@router.post("/auth/register", auth=None, response={201: UserOut, 409: ErrorOut}, tags=["auth"])
+def register(request: HttpRequest, payload: RegisterIn):
+    user = services.user_register(
+        username=payload.username, password=payload.password, email=payload.email
+    )
+    return 201, user
+
+
+@router.post("/auth/token", auth=None, response={200: TokenPairOut, 401: ErrorOut}, tags=["auth"])
+def token_obtain(request: HttpRequest, payload: CredentialsIn):
+    user = authenticate(request, username=payload.username, password=payload.password)
+    if user is None:
+        return 401, {"detail": _INVALID_CREDENTIALS}
+    return 200, _token_answer(token_pair_issue(user_id=user.pk))
+
+
+@router.post(
+    "/auth/token/refresh", auth=None, response={200: TokenPairOut, 401: ErrorOut}, tags=["auth"]
+)
+def token_refresh(request: HttpRequest, payload: RefreshIn):
+    try:
+        user_id = token_user_id(payload.refresh, expected_type="refresh")
+    except InvalidToken:
+        return 401, {"detail": "Invalid or expired refresh token."}
+    if not User.objects.filter(pk=user_id, is_active=True).exists():
+        return 401, {"detail": "Invalid or expired refresh token."}
+    return 200, _token_answer(token_pair_issue(user_id=user_id))
+
+
+@router.post("/auth/login", auth=None, response={200: LoginOut, 401: ErrorOut}, tags=["auth"])
+def session_login(request: HttpRequest, payload: CredentialsIn):
+    user = authenticate(request, username=payload.username, password=payload.password)
+    if user is None:
+        return 401, {"detail": _INVALID_CREDENTIALS}
+    login(request, user)
+    get_token(request)  # rotates and sets the CSRF cookie for the new session
+    return 200, user
+
+
+@router.post("/auth/logout", response={204: None}, tags=["auth"])
+def session_logout(request: HttpRequest):
+    logout(request)
+    return 204, None
+
+
+@router.get("/accounts/me", response=ProfileOut, tags=["accounts"])
+def profile_get(request: HttpRequest):
+    return request.auth
+
+
+@router.patch("/accounts/me", response=ProfileOut, tags=["accounts"])
+def profile_patch(request: HttpRequest, payload: ProfilePatchIn):
+    return services.profile_update(user_id=request.auth.pk, **payload.dict(exclude_unset=True))
+
+
+@router.get("/accounts/business-types", response=list[BusinessTypeOut], tags=["accounts"])
+def business_types(request: HttpRequest):
+    return [{"value": value, "label": label} for value, label in BusinessType.choices]
+
+
+@router.get("/accounts/wizard-status", response=WizardStatusOut, tags=["wizard"])
+def wizard_status(request: HttpRequest):
+    return selectors.wizard_status_get(user_id=request.auth.pk).as_message()
+
+
+@router.patch(
+    "/accounts/wizard-complete",
+    response={200: WizardCompleteOut, 400: WizardIncompleteOut},
+    tags=["wizard"],
+)
+def wizard_complete(request: HttpRequest):
+    completion = services.wizard_complete(user_id=request.auth.pk)
+    return 200, {"completed_at": completion.completed_at, "status": completion.status.as_message()}
+
+
+@router.get("/ai-prompts/manual", response=ManualPromptOut, tags=["ai-prompts"])
+def manual_prompt_get(request: HttpRequest):
+    prompt = selectors.manual_prompt_get(user_id=request.auth.pk)
+    if prompt is None:
+        return {"content": "", "updated_at": None}
+    return prompt
+
+
+@router.put("/ai-prompts/manual", response=ManualPromptOut, tags=["ai-prompts"])
+def manual_prompt_put(request: HttpRequest, payload: ManualPromptIn):
+    return services.manual_prompt_save(user_id=request.auth.pk, content=payload.content)
+
+
+@router.delete("/ai-prompts/manual", response={204: None}, tags=["ai-prompts"])
+def manual_prompt_delete(request: HttpRequest):
+    services.manual_prompt_delete(user_id=request.auth.pk)
+    return 204, None
+
+
+@router.get("/channels", response=list[ChannelOut], tags=["channels"])
+def channel_list(request: HttpRequest):
+    return selectors.channel_list(user_id=request.auth.pk)
+
+
+@router.post(
+    "/channels", response={200: ChannelOut, 201: ChannelOut, 409: ErrorOut}, tags=["channels"]
+)
+def channel_connect(request: HttpRequest, payload: ChannelConnectIn):
+    connection = services.channel_connect(
+        user_id=request.auth.pk,
+        platform=payload.platform,
+        external_id=payload.external_id,
+        name=payload.name,
+    )
+    return (201 if connection.created else 200), connection.channel
+
+
+@router.delete("/channels/{channel_id}", response={204: None, 404: ErrorOut}, tags=["channels"])
+def channel_disconnect(request: HttpRequest, channel_id: Annotated[int, Path(ge=1, le=_MAX_ID)]):
+    services.channel_disconnect(user_id=request.auth.pk, channel_id=channel_id)
+    return 204, None

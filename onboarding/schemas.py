@@ -1,0 +1,139 @@
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import AfterValidator, ConfigDict, Field
+
+from onboarding.models import MANUAL_PROMPT_MAX_LENGTH, BusinessType, Platform
+from onboarding.validators import has_forbidden_control_characters
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store NUL; reject it here so no query ever sees one.
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed.")
+    return value
+
+
+def _single_line(value: str) -> str:
+    if has_forbidden_control_characters(value):
+        raise ValueError("Control characters are not allowed.")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Line = Annotated[str, AfterValidator(_single_line)]
+
+
+class StrictIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(StrictIn):
+    username: Annotated[Line, Field(min_length=1, max_length=150)]
+    password: Annotated[Text, Field(min_length=1, max_length=4096)]
+    email: Annotated[Line, Field(max_length=254)] = ""
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+    email: str
+
+
+class CredentialsIn(StrictIn):
+    username: Annotated[Line, Field(max_length=150)]
+    password: Annotated[Text, Field(max_length=4096)]
+
+
+class RefreshIn(StrictIn):
+    refresh: Annotated[Line, Field(max_length=4096)]
+
+
+class TokenPairOut(Schema):
+    access: str
+    refresh: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class LoginOut(Schema):
+    id: int
+    username: str
+
+
+class ProfileOut(Schema):
+    id: int
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    phone_number: str
+    business_type: str
+    wizard_completed_at: datetime | None
+
+
+class ProfilePatchIn(StrictIn):
+    first_name: Annotated[Line, Field(max_length=150)] | None = None
+    last_name: Annotated[Line, Field(max_length=150)] | None = None
+    phone_number: Annotated[Line, Field(max_length=64)] | None = None
+    business_type: BusinessType | Literal[""] | None = None
+
+
+class BusinessTypeOut(Schema):
+    value: str
+    label: str
+
+
+class ManualPromptIn(StrictIn):
+    content: Annotated[Text, Field(max_length=MANUAL_PROMPT_MAX_LENGTH)]
+
+
+class ManualPromptOut(Schema):
+    content: str
+    updated_at: datetime | None
+
+
+class ChannelConnectIn(StrictIn):
+    platform: Platform
+    external_id: Annotated[Line, Field(min_length=1, max_length=255)]
+    name: Annotated[Line, Field(max_length=255)] | None = None
+
+
+class ChannelOut(Schema):
+    id: int
+    platform: str
+    external_id: str
+    name: str
+    connected_at: datetime
+
+
+class WizardStatusOut(Schema):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["wizard_status"]
+    wizard_complete: bool
+    can_complete: bool
+    missing_fields: list[str]
+    details: dict[str, bool]
+    progress: dict[str, int]
+    version: int
+    timestamp: str
+
+
+class WizardCompleteOut(Schema):
+    success: Literal[True] = True
+    wizard_complete: Literal[True] = True
+    completed_at: datetime
+    status: WizardStatusOut
+
+
+class WizardIncompleteOut(Schema):
+    success: Literal[False] = False
+    code: Literal["wizard_incomplete"] = "wizard_incomplete"
+    detail: str
+    missing_fields: list[str]
+
+
+class ErrorOut(Schema):
+    detail: Any

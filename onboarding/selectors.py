@@ -1,0 +1,166 @@
+"""Reads of onboarding data, and the one pure computation of the wizard status.
+
+The HTTP fallback, the socket's first message and the relay all call `wizard_status_get`,
+so they can never disagree.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from onboarding.exceptions import NotFound
+from onboarding.models import BusinessType, Channel, ManualPrompt, Platform, User
+
+REQUIREMENTS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "phone_number",
+    "business_type",
+    "manual_prompt",
+    "channel_connected",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OnboardingSnapshot:
+    """The database state the status is computed from, read in one statement."""
+
+    user_id: int
+    version: int
+    first_name: str
+    last_name: str
+    phone_number: str
+    business_type: str
+    has_manual_prompt: bool
+    instagram_connected: bool
+    telegram_connected: bool
+    wizard_completed_at: datetime | None
+    is_active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WizardStatus:
+    user_id: int
+    version: int
+    wizard_complete: bool
+    details: dict[str, bool] = field(hash=False)
+    computed_at: datetime
+
+    @property
+    def missing_fields(self) -> list[str]:
+        return [name for name in REQUIREMENTS if not self.details[name]]
+
+    @property
+    def can_complete(self) -> bool:
+        return not self.missing_fields
+
+    @property
+    def completed_count(self) -> int:
+        return len(REQUIREMENTS) - len(self.missing_fields)
+
+    def as_message(self) -> dict[str, Any]:
+        """The status object of the contract, as sent and stored."""
+        completed = self.completed_count
+        total = len(REQUIREMENTS)
+        return {
+            "type": "wizard_status",
+            "wizard_complete": self.wizard_complete,
+            "can_complete": self.can_complete,
+            "missing_fields": self.missing_fields,
+            "details": dict(self.details),
+            "progress": {
+                "completed": completed,
+                "total": total,
+                "percent": round(100 * completed / total),
+            },
+            "version": self.version,
+            "timestamp": format_timestamp(self.computed_at),
+        }
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def compute_wizard_status(snapshot: OnboardingSnapshot, *, computed_at: datetime) -> WizardStatus:
+    channel_connected = snapshot.instagram_connected or snapshot.telegram_connected
+    details = {
+        "first_name": bool(snapshot.first_name.strip()),
+        "last_name": bool(snapshot.last_name.strip()),
+        "phone_number": bool(snapshot.phone_number),
+        "business_type": snapshot.business_type in BusinessType.values,
+        "manual_prompt": snapshot.has_manual_prompt,
+        "channel_connected": channel_connected,
+        "instagram_connected": snapshot.instagram_connected,
+        "telegram_connected": snapshot.telegram_connected,
+    }
+    return WizardStatus(
+        user_id=snapshot.user_id,
+        version=snapshot.version,
+        wizard_complete=snapshot.wizard_completed_at is not None,
+        details=details,
+        computed_at=computed_at,
+    )
+
+
+def _active_channel(platform: Platform) -> Exists:
+    return Exists(
+        Channel.objects.filter(user=OuterRef("pk"), platform=platform, disconnected_at__isnull=True)
+    )
+
+
+def onboarding_snapshots_get(*, user_ids: Sequence[int]) -> dict[int, OnboardingSnapshot]:
+    """Snapshots of many users in one statement, so each is internally consistent."""
+    rows = (
+        User.objects.filter(pk__in=user_ids)
+        .annotate(
+            has_manual_prompt=Exists(
+                ManualPrompt.objects.filter(user=OuterRef("pk")).filter(~Q(content=""))
+            ),
+            instagram_connected=_active_channel(Platform.INSTAGRAM),
+            telegram_connected=_active_channel(Platform.TELEGRAM),
+        )
+        .values_list(
+            "pk",
+            "onboarding_version",
+            "first_name",
+            "last_name",
+            "phone_number",
+            "business_type",
+            "has_manual_prompt",
+            "instagram_connected",
+            "telegram_connected",
+            "wizard_completed_at",
+            "is_active",
+        )
+    )
+    return {row[0]: OnboardingSnapshot(*row) for row in rows}
+
+
+def onboarding_snapshot_get(*, user_id: int) -> OnboardingSnapshot:
+    snapshot = onboarding_snapshots_get(user_ids=[user_id]).get(user_id)
+    if snapshot is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    return snapshot
+
+
+def wizard_status_get(*, user_id: int) -> WizardStatus:
+    return compute_wizard_status(
+        onboarding_snapshot_get(user_id=user_id), computed_at=timezone.now()
+    )
+
+
+def manual_prompt_get(*, user_id: int) -> ManualPrompt | None:
+    return ManualPrompt.objects.filter(user_id=user_id).first()
+
+
+def channel_list(*, user_id: int) -> list[Channel]:
+    return list(
+        Channel.objects.filter(user_id=user_id, disconnected_at__isnull=True).order_by(
+            "connected_at", "id"
+        )
+    )

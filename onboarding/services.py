@@ -1,0 +1,256 @@
+"""Every write to onboarding data.
+
+Each service locks the user's row first (one lock order everywhere, so writers of one user
+queue instead of deadlocking), validates, saves with `update_fields`, bumps the user's
+onboarding version and inserts the outbox row, all in one `transaction.atomic()`.
+A write that changes nothing returns early: no version, no row.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from onboarding import validators
+from onboarding.exceptions import (
+    ChannelTaken,
+    InvalidInput,
+    NotFound,
+    PasswordRejected,
+    UsernameTaken,
+    WizardIncomplete,
+)
+from onboarding.models import Channel, ManualPrompt, User
+from onboarding.selectors import WizardStatus, wizard_status_get
+from outbox.models import Topic
+from outbox.services import outbox_enqueue
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+
+def _lock_user(user_id: int) -> User:
+    try:
+        return User.objects.select_for_update().get(pk=user_id)
+    except User.DoesNotExist:
+        raise NotFound(f"User {user_id} does not exist.") from None
+
+
+def _record_change(
+    user: User, *, topic: Topic, update_fields: list[str], payload: dict[str, Any]
+) -> None:
+    """Save the locked user's changed fields with the next version, and its outbox row."""
+    user.onboarding_version += 1
+    user.save(update_fields=[*update_fields, "onboarding_version"])
+    outbox_enqueue(user_id=user.pk, topic=topic, version=user.onboarding_version, payload=payload)
+
+
+def user_register(*, username: str, password: str, email: str = "") -> User:
+    username = username.strip()
+    email = email.strip()
+    if not username:
+        raise InvalidInput("username", "This field may not be blank.")
+    if len(username) > 150:
+        raise InvalidInput("username", "Ensure this value has at most 150 characters.")
+    try:
+        UnicodeUsernameValidator()(username)
+    except ValidationError as error:
+        raise InvalidInput("username", " ".join(error.messages)) from None
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise InvalidInput("email", "Enter a valid email address.") from None
+    candidate = User(username=username, email=email)
+    try:
+        validate_password(password, user=candidate)
+    except ValidationError as error:
+        raise PasswordRejected(error.messages) from None
+
+    if User.objects.filter(username__iexact=username).exists():
+        raise UsernameTaken(username)
+    candidate.set_password(password)
+    try:
+        with transaction.atomic():
+            candidate.save()
+    except IntegrityError:
+        raise UsernameTaken(username) from None
+    return candidate
+
+
+def profile_update(
+    *,
+    user_id: int,
+    first_name: str | None | _Unset = UNSET,
+    last_name: str | None | _Unset = UNSET,
+    phone_number: str | None | _Unset = UNSET,
+    business_type: str | None | _Unset = UNSET,
+) -> User:
+    """Change any of the profile fields; `None` or "" clears one, UNSET leaves it alone."""
+    cleaned: dict[str, str] = {}
+    if first_name is not UNSET:
+        cleaned["first_name"] = validators.clean_name("first_name", first_name)
+    if last_name is not UNSET:
+        cleaned["last_name"] = validators.clean_name("last_name", last_name)
+    if phone_number is not UNSET:
+        cleaned["phone_number"] = validators.normalize_phone_number(phone_number)
+    if business_type is not UNSET:
+        cleaned["business_type"] = validators.clean_business_type(business_type)
+
+    with transaction.atomic():
+        user = _lock_user(user_id)
+        changed = [name for name, value in cleaned.items() if getattr(user, name) != value]
+        if not changed:
+            return user
+        for name in changed:
+            setattr(user, name, cleaned[name])
+        _record_change(
+            user, topic=Topic.PROFILE_UPDATED, update_fields=changed, payload={"fields": changed}
+        )
+    return user
+
+
+def manual_prompt_save(*, user_id: int, content: str) -> ManualPrompt:
+    content = validators.clean_manual_prompt(content)
+    with transaction.atomic():
+        user = _lock_user(user_id)
+        prompt = ManualPrompt.objects.filter(user=user).first()
+        if prompt is not None and prompt.content == content:
+            return prompt
+        now = timezone.now()
+        if prompt is None:
+            prompt = ManualPrompt.objects.create(user=user, content=content, updated_at=now)
+        else:
+            prompt.content = content
+            prompt.updated_at = now
+            prompt.save(update_fields=["content", "updated_at"])
+        _record_change(
+            user,
+            topic=Topic.MANUAL_PROMPT_SAVED,
+            update_fields=[],
+            payload={"blank": content == ""},
+        )
+    return prompt
+
+
+def manual_prompt_delete(*, user_id: int) -> None:
+    with transaction.atomic():
+        user = _lock_user(user_id)
+        deleted, _ = ManualPrompt.objects.filter(user=user).delete()
+        if deleted:
+            _record_change(user, topic=Topic.MANUAL_PROMPT_DELETED, update_fields=[], payload={})
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConnection:
+    channel: Channel
+    created: bool
+
+
+def channel_connect(
+    *, user_id: int, platform: str, external_id: str, name: str | None = None
+) -> ChannelConnection:
+    platform = validators.clean_platform(platform)
+    external_id = validators.clean_external_id(external_id)
+    name = validators.clean_channel_name(name)
+    with transaction.atomic():
+        user = _lock_user(user_id)
+        active = Channel.objects.filter(
+            platform=platform, external_id=external_id, disconnected_at__isnull=True
+        ).first()
+        if active is not None:
+            if active.user_id != user.pk:
+                raise ChannelTaken(f"{platform} account {external_id} belongs to another user.")
+            return ChannelConnection(channel=active, created=False)
+        try:
+            # A savepoint: the owner check above can race with another user's connect.
+            with transaction.atomic():
+                channel = Channel.objects.create(
+                    user=user,
+                    platform=platform,
+                    external_id=external_id,
+                    name=name,
+                    connected_at=timezone.now(),
+                )
+        except IntegrityError:
+            raise ChannelTaken(
+                f"{platform} account {external_id} belongs to another user."
+            ) from None
+        _record_change(
+            user,
+            topic=Topic.CHANNEL_CONNECTED,
+            update_fields=[],
+            payload={"channel_id": channel.pk, "platform": platform},
+        )
+    return ChannelConnection(channel=channel, created=True)
+
+
+def channel_disconnect(*, user_id: int, channel_id: int) -> None:
+    with transaction.atomic():
+        user = _lock_user(user_id)
+        channel = Channel.objects.filter(
+            pk=channel_id, user=user, disconnected_at__isnull=True
+        ).first()
+        if channel is None:
+            raise NotFound(f"Channel {channel_id} not found.")
+        channel.disconnected_at = timezone.now()
+        channel.save(update_fields=["disconnected_at"])
+        _record_change(
+            user,
+            topic=Topic.CHANNEL_DISCONNECTED,
+            update_fields=[],
+            payload={"channel_id": channel.pk, "platform": channel.platform},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WizardCompletion:
+    completed_at: datetime
+    status: WizardStatus
+
+
+def wizard_complete(*, user_id: int) -> WizardCompletion:
+    """Mark the wizard complete once every requirement is met; idempotent afterwards."""
+    with transaction.atomic():
+        user = _lock_user(user_id)
+        if user.wizard_completed_at is None:
+            # Read under the row lock: no write of this user can slip in between.
+            status = wizard_status_get(user_id=user.pk)
+            if not status.can_complete:
+                raise WizardIncomplete(status.missing_fields)
+            user.wizard_completed_at = timezone.now()
+            _record_change(
+                user,
+                topic=Topic.WIZARD_COMPLETED,
+                update_fields=["wizard_completed_at"],
+                payload={},
+            )
+        status = wizard_status_get(user_id=user.pk)
+    return WizardCompletion(completed_at=user.wizard_completed_at, status=status)
+
+
+def user_set_active(*, user_id: int, is_active: bool) -> User:
+    """(De)activate an account; the relay closes a deactivated user's sockets."""
+    with transaction.atomic():
+        user = _lock_user(user_id)
+        if user.is_active == is_active:
+            return user
+        user.is_active = is_active
+        _record_change(
+            user,
+            topic=Topic.ACCOUNT_ACTIVATION_CHANGED,
+            update_fields=["is_active"],
+            payload={"is_active": is_active},
+        )
+    return user
