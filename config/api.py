@@ -18,6 +18,7 @@ from onboarding.exceptions import (
     UsernameTaken,
     WizardIncomplete,
 )
+from realtime.api import router as realtime_router
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ api = NinjaAPI(
     auth=[BearerTokenAuth(), SessionCookieAuth()],
 )
 api.add_router("/", onboarding_router)
+api.add_router("/realtime", realtime_router)
 
 
 def _validation_error(field: str, message: str) -> dict:

@@ -5,6 +5,7 @@ DEBUG on with a development secret. With DEBUG off the service refuses to start 
 real SECRET_KEY, so the development defaults cannot reach production by accident.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DEBUG", default=True)
 
@@ -130,3 +132,70 @@ LOGGING = {
     },
 }
 PHONE_NUMBER_DEFAULT_REGION = env.str("PHONE_NUMBER_DEFAULT_REGION", default=None)
+
+# Realtime: the pub/sub layer has no per-channel capacity (the core layer silently drops past
+# 100 queued messages) and resubscribes after a reconnect. Either way delivery is at most
+# once; realtime.reconcile makes every open socket converge to the database on its own.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
+            "prefix": env.str("CHANNEL_LAYER_PREFIX", default="wizard"),
+        },
+    }
+}
+WEBSOCKET_ALLOWED_ORIGINS = env.list("WEBSOCKET_ALLOWED_ORIGINS", default=CORS_ALLOWED_ORIGINS)
+WEBSOCKET_TICKET_TTL_SECONDS = 60
+WEBSOCKET_MAX_FRAME_BYTES = 4096
+WEBSOCKET_REFRESH_LIMIT = (10, 10.0)  # at most 10 refreshes per 10 s per socket
+WEBSOCKET_RECONCILE_INTERVAL_SECONDS = env.float("WEBSOCKET_RECONCILE_INTERVAL", default=2.0)
+WEBSOCKET_MAX_SOCKETS_PER_USER = env.int("WEBSOCKET_MAX_SOCKETS_PER_USER", default=20)
+
+# Celery: Redis broker, tasks acked late so a killed worker's task is redelivered.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_WORKER_SEND_TASK_EVENTS = True  # flower
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# Outbox relay
+OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=500)
+OUTBOX_RELAY_TIME_BUDGET_SECONDS = env.float("OUTBOX_RELAY_TIME_BUDGET", default=5.0)
+OUTBOX_CLAIM_TIMEOUT_SECONDS = env.float("OUTBOX_CLAIM_TIMEOUT", default=10.0)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE", default=0.5)
+OUTBOX_BACKOFF_CAP_SECONDS = env.float("OUTBOX_BACKOFF_CAP", default=60.0)
+OUTBOX_SWEEP_INTERVAL_SECONDS = env.float("OUTBOX_SWEEP_INTERVAL", default=1.0)
+OUTBOX_RETENTION = timedelta(days=env.float("OUTBOX_RETENTION_DAYS", default=7))
+OUTBOX_PURGE_BATCH_SIZE = env.int("OUTBOX_PURGE_BATCH_SIZE", default=5000)
+
+# Metrics: counters of every process (web, workers) are summed through files in this folder.
+# prometheus-client reads the variable when it is first imported, so it is exported here.
+PROMETHEUS_MULTIPROC_DIR = env.str(
+    "PROMETHEUS_MULTIPROC_DIR", default=str(BASE_DIR / "var" / "prometheus")
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+
+CELERY_BEAT_SCHEDULE = {
+    # The sweep makes delivery certain after a lost nudge; `expires` stops a backlog of
+    # sweeps from piling up while the workers are down.
+    "outbox-sweep": {
+        "task": "outbox.relay",
+        "schedule": OUTBOX_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": max(OUTBOX_SWEEP_INTERVAL_SECONDS, 1.0)},
+    },
+    "outbox-purge": {
+        "task": "outbox.purge_relayed",
+        "schedule": 3600.0,
+        "options": {"expires": 600},
+    },
+}

@@ -8,7 +8,7 @@ from django.contrib.auth.forms import UserChangeForm
 
 from onboarding import services, validators
 from onboarding.exceptions import ChannelTaken, InvalidInput
-from onboarding.models import Channel, ManualPrompt, User
+from onboarding.models import Channel, ManualPrompt, User, WizardStatusHistory
 
 PROFILE_FIELDS = ("first_name", "last_name", "phone_number", "business_type")
 
@@ -146,3 +146,22 @@ class ChannelAdmin(admin.ModelAdmin):
         for channel_id, user_id in active.values_list("pk", "user_id"):
             services.channel_disconnect(user_id=user_id, channel_id=channel_id)
         self.message_user(request, f"Disconnected {len(active)} channel(s).")
+
+
+@admin.register(WizardStatusHistory)
+class WizardStatusHistoryAdmin(admin.ModelAdmin):
+    """The audit trail: read-only."""
+
+    list_display = ("user", "version", "changed", "causes", "occurred_at", "recorded_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -5,7 +5,7 @@ from typing import Annotated
 from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
-from ninja import Path, Router
+from ninja import Path, Query, Router
 
 from onboarding import selectors, services
 from onboarding.exceptions import InvalidToken
@@ -16,6 +16,7 @@ from onboarding.schemas import (
     ChannelOut,
     CredentialsIn,
     ErrorOut,
+    HistoryPageOut,
     LoginOut,
     ManualPromptIn,
     ManualPromptOut,
@@ -104,6 +105,19 @@ def business_types(request: HttpRequest):
 @router.get("/accounts/wizard-status", response=WizardStatusOut, tags=["wizard"])
 def wizard_status(request: HttpRequest):
     return selectors.wizard_status_get(user_id=request.auth.pk).as_message()
+
+
+@router.get("/accounts/wizard-status/history", response=HistoryPageOut, tags=["wizard"])
+def wizard_status_history(
+    request: HttpRequest,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before_version: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None,
+):
+    """Every distinct status the wizard went through, newest first."""
+    page = selectors.status_history_page(
+        user_id=request.auth.pk, limit=limit, before_version=before_version
+    )
+    return {"items": page.items, "next_before_version": page.next_before_version}
 
 
 @router.patch(

@@ -76,3 +76,28 @@ class Channel(models.Model):
     @property
     def is_active(self) -> bool:
         return self.disconnected_at is None
+
+
+class WizardStatusHistory(models.Model):
+    """Audit of every distinct status a user's wizard went through, one row per version.
+
+    Written by the outbox relay just before it pushes the status; never updated.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="status_history")
+    version = models.BigIntegerField()
+    status = models.JSONField()
+    changed = models.JSONField(default=list)
+    causes = models.JSONField(default=list)
+    occurred_at = models.DateTimeField(help_text="When the first change behind it committed")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "wizard status history"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "version"], name="history_one_per_version"),
+        ]
+        ordering = ["user", "-version"]
+
+    def __str__(self) -> str:
+        return f"User {self.user_id} v{self.version}"

@@ -15,14 +15,24 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _no_lone_surrogate(value: str) -> str:
+    # JSON "\ud800" decodes to a lone surrogate, which has no UTF-8 form: the database
+    # and the password hasher would fail on it with a 500.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("Unpaired surrogate characters are not allowed.") from None
+    return value
+
+
 def _single_line(value: str) -> str:
     if has_forbidden_control_characters(value):
         raise ValueError("Control characters are not allowed.")
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-Line = Annotated[str, AfterValidator(_single_line)]
+Text = Annotated[str, AfterValidator(_no_nul), AfterValidator(_no_lone_surrogate)]
+Line = Annotated[str, AfterValidator(_single_line), AfterValidator(_no_lone_surrogate)]
 
 
 class StrictIn(Schema):
@@ -137,3 +147,17 @@ class WizardIncompleteOut(Schema):
 
 class ErrorOut(Schema):
     detail: Any
+
+
+class HistoryEntryOut(Schema):
+    version: int
+    status: dict[str, Any]
+    changed: list[str]
+    causes: list[str]
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+class HistoryPageOut(Schema):
+    items: list[HistoryEntryOut]
+    next_before_version: int | None

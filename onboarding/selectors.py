@@ -9,11 +9,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from onboarding.exceptions import NotFound
-from onboarding.models import BusinessType, Channel, ManualPrompt, Platform, User
+from onboarding.models import (
+    BusinessType,
+    Channel,
+    ManualPrompt,
+    Platform,
+    User,
+    WizardStatusHistory,
+)
 
 REQUIREMENTS: tuple[str, ...] = (
     "first_name",
@@ -49,6 +57,7 @@ class WizardStatus:
     wizard_complete: bool
     details: dict[str, bool] = field(hash=False)
     computed_at: datetime
+    is_active: bool = True
 
     @property
     def missing_fields(self) -> list[str]:
@@ -61,6 +70,11 @@ class WizardStatus:
     @property
     def completed_count(self) -> int:
         return len(REQUIREMENTS) - len(self.missing_fields)
+
+    @property
+    def comparable(self) -> dict[str, Any]:
+        """What makes two statuses differ: everything but version and timestamp."""
+        return {"wizard_complete": self.wizard_complete, "details": self.details}
 
     def as_message(self) -> dict[str, Any]:
         """The status object of the contract, as sent and stored."""
@@ -104,6 +118,7 @@ def compute_wizard_status(snapshot: OnboardingSnapshot, *, computed_at: datetime
         wizard_complete=snapshot.wizard_completed_at is not None,
         details=details,
         computed_at=computed_at,
+        is_active=snapshot.is_active,
     )
 
 
@@ -152,6 +167,51 @@ def wizard_status_get(*, user_id: int) -> WizardStatus:
     return compute_wizard_status(
         onboarding_snapshot_get(user_id=user_id), computed_at=timezone.now()
     )
+
+
+def wizard_statuses_get(*, user_ids: Sequence[int]) -> dict[int, WizardStatus]:
+    """Current statuses of many users in one query; deleted users are absent."""
+    now = timezone.now()
+    return {
+        user_id: compute_wizard_status(snapshot, computed_at=now)
+        for user_id, snapshot in onboarding_snapshots_get(user_ids=user_ids).items()
+    }
+
+
+def onboarding_versions_get(*, user_ids: Sequence[int]) -> dict[int, tuple[int, bool]]:
+    """(version, is_active) per user: the cheap check an open socket converges with."""
+    rows = User.objects.filter(pk__in=user_ids).values_list("pk", "onboarding_version", "is_active")
+    return {user_id: (version, is_active) for user_id, version, is_active in rows}
+
+
+def status_history_latest(*, user_ids: Sequence[int]) -> dict[int, WizardStatusHistory]:
+    """Each user's newest history entry, in one query."""
+    newest_first = Window(RowNumber(), partition_by=[F("user_id")], order_by=F("version").desc())
+    rows = (
+        WizardStatusHistory.objects.filter(user_id__in=user_ids)
+        .annotate(position=newest_first)
+        .filter(position=1)
+    )
+    return {entry.user_id: entry for entry in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    items: list[WizardStatusHistory]
+    next_before_version: int | None
+
+
+def status_history_page(
+    *, user_id: int, limit: int, before_version: int | None = None
+) -> HistoryPage:
+    """Newest first; `next_before_version` continues the listing, None at the end."""
+    entries = WizardStatusHistory.objects.filter(user_id=user_id).order_by("-version")
+    if before_version is not None:
+        entries = entries.filter(version__lt=before_version)
+    items = list(entries[: limit + 1])
+    has_more = len(items) > limit
+    items = items[:limit]
+    return HistoryPage(items=items, next_before_version=items[-1].version if has_more else None)
 
 
 def manual_prompt_get(*, user_id: int) -> ManualPrompt | None:

@@ -6,6 +6,7 @@ onboarding version and inserts the outbox row, all in one `transaction.atomic()`
 A write that changes nothing returns early: no version, no row.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -26,8 +27,13 @@ from onboarding.exceptions import (
     UsernameTaken,
     WizardIncomplete,
 )
-from onboarding.models import Channel, ManualPrompt, User
-from onboarding.selectors import WizardStatus, wizard_status_get
+from onboarding.models import Channel, ManualPrompt, User, WizardStatusHistory
+from onboarding.selectors import (
+    REQUIREMENTS,
+    WizardStatus,
+    status_history_latest,
+    wizard_status_get,
+)
 from outbox.models import Topic
 from outbox.services import outbox_enqueue
 
@@ -92,10 +98,10 @@ def user_register(*, username: str, password: str, email: str = "") -> User:
 def profile_update(
     *,
     user_id: int,
-    first_name: str | None | _Unset = UNSET,
-    last_name: str | None | _Unset = UNSET,
-    phone_number: str | None | _Unset = UNSET,
-    business_type: str | None | _Unset = UNSET,
+    first_name: str | _Unset | None = UNSET,
+    last_name: str | _Unset | None = UNSET,
+    phone_number: str | _Unset | None = UNSET,
+    business_type: str | _Unset | None = UNSET,
 ) -> User:
     """Change any of the profile fields; `None` or "" clears one, UNSET leaves it alone."""
     cleaned: dict[str, str] = {}
@@ -254,3 +260,74 @@ def user_set_active(*, user_id: int, is_active: bool) -> User:
             payload={"is_active": is_active},
         )
     return user
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A freshly computed status and the outbox events behind it."""
+
+    status: WizardStatus
+    causes: list[str]
+    occurred_at: datetime
+
+
+_INITIAL_COMPARABLE = {
+    "wizard_complete": False,
+    "details": dict.fromkeys((*REQUIREMENTS, "instagram_connected", "telegram_connected"), False),
+}
+
+
+def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    changed = [
+        key for key, value in after["details"].items() if before["details"].get(key) != value
+    ]
+    if before["wizard_complete"] != after["wizard_complete"]:
+        changed.append("wizard_complete")
+    return changed
+
+
+def wizard_status_history_record(*, changes: Sequence[StatusChange]) -> list[WizardStatus]:
+    """Record each status that differs from the user's previous entry; return those to push.
+
+    Deterministic per version, so a relay that crashed after recording and before pushing
+    decides the same on its retry: an entry already recorded at this version is pushed
+    again, a version older than the newest entry is not pushed at all.
+    """
+    latest = status_history_latest(user_ids=[change.status.user_id for change in changes])
+    recorded_at = timezone.now()
+    to_record: list[WizardStatusHistory] = []
+    to_push: list[WizardStatus] = []
+    for change in changes:
+        status = change.status
+        newest = latest.get(status.user_id)
+        if newest is not None and newest.version > status.version:
+            continue
+        if newest is not None and newest.version == status.version:
+            to_push.append(status)
+            continue
+        previous = (
+            {
+                "wizard_complete": newest.status["wizard_complete"],
+                "details": newest.status["details"],
+            }
+            if newest is not None
+            else _INITIAL_COMPARABLE
+        )
+        changed = _changed_keys(previous, status.comparable)
+        if not changed:
+            continue
+        to_record.append(
+            WizardStatusHistory(
+                user_id=status.user_id,
+                version=status.version,
+                status=status.as_message(),
+                changed=changed,
+                causes=change.causes,
+                occurred_at=change.occurred_at,
+                recorded_at=recorded_at,
+            )
+        )
+        to_push.append(status)
+    # Two relays may record the same version at once: the first one wins, both push it.
+    WizardStatusHistory.objects.bulk_create(to_record, ignore_conflicts=True)
+    return to_push

@@ -1,11 +1,48 @@
-"""Writing outbox rows. Relaying them lives beside this, in the same module, from the relay on."""
+"""The outbox: enqueue in the writer's transaction, then claim, relay and settle.
 
+Claim, send, settle are three steps in two short transactions: rows are claimed with
+`SELECT ... FOR UPDATE SKIP LOCKED` and stamped `claimed_until`, the claim commits, the
+statuses are pushed with no lock held, and only then are the rows marked relayed (or
+rescheduled). A relay that dies in between leaves a claim that expires, and the rows are
+relayed again: a duplicate push of the same version, which sockets ignore.
+"""
+
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from django.db import connection
+import redis
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
+# Module imports, not names: onboarding.services imports this module for outbox_enqueue.
+from onboarding import selectors as onboarding_selectors
+from onboarding import services as onboarding_services
+from outbox import metrics
 from outbox.models import OutboxEvent, Topic
+from realtime.broadcast import broadcast_to_users, deactivated_event, status_event
+
+logger = logging.getLogger(__name__)
+
+RELAY_REQUESTED_KEY = "wizard:outbox:relay-requested"
+_TRANSIENT_ERRORS = (redis.RedisError, OperationalError, InterfaceError, OSError, TimeoutError)
+_redis_client: redis.Redis | None = None
+
+
+def _redis() -> redis.Redis:
+    global _redis_client
+    if _redis_client is None:
+        _redis_client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+        )
+    return _redis_client
 
 
 def outbox_enqueue(
@@ -14,9 +51,170 @@ def outbox_enqueue(
     """Insert one outbox row. Must run inside the transaction that made the change."""
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_enqueue must run inside the transaction of the change")
-    return OutboxEvent.objects.create(
+    event = OutboxEvent.objects.create(
         user_id=user_id, topic=topic, version=version, payload=payload or {}
     )
+    transaction.on_commit(relay_request, robust=True)
+    return event
+
+
+def relay_request() -> None:
+    """Nudge the relay right after a commit, debounced.
+
+    Only the first nudge while a relay task is queued enqueues one; the task clears the
+    flag before it claims, so a row committed after that nudges again and none waits for
+    the sweep. If the nudge is lost (Redis down, process killed), the beat sweep relays.
+    """
+    if not _redis().set(RELAY_REQUESTED_KEY, 1, nx=True, px=5000):
+        return
+    from outbox.tasks import relay_outbox
+
+    relay_outbox.apply_async(expires=10)
+
+
+def relay_request_clear() -> None:
+    try:
+        _redis().delete(RELAY_REQUESTED_KEY)
+    except redis.RedisError:
+        logger.warning("Could not clear the relay request flag", exc_info=True)
+
+
+def backoff_delay(attempts: int) -> timedelta:
+    """Capped exponential backoff with equal jitter."""
+    ceiling = min(
+        settings.OUTBOX_BACKOFF_CAP_SECONDS,
+        settings.OUTBOX_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0),
+    )
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def outbox_claim(*, batch_size: int) -> list[OutboxEvent]:
+    """Claim due pending rows that no live relay holds; skip rows another relay has locked."""
+    now = timezone.now()
+    with transaction.atomic():
+        events = list(
+            OutboxEvent.objects.pending()
+            .filter(next_attempt_at__lte=now)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .order_by("next_attempt_at", "id")
+            .select_for_update(skip_locked=True)
+            .only("id", "user_id", "topic", "version", "created_at", "attempts")[:batch_size]
+        )
+        if events:
+            claimed_until = now + timedelta(seconds=settings.OUTBOX_CLAIM_TIMEOUT_SECONDS)
+            OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(
+                claimed_until=claimed_until, attempts=F("attempts") + 1
+            )
+            for event in events:
+                event.attempts += 1
+    return events
+
+
+@dataclass
+class RelayReport:
+    claimed: int = 0
+    relayed: int = 0
+    pushed: int = 0
+    rescheduled: int = 0
+    failed: int = 0
+
+    def add(self, other: "RelayReport") -> None:
+        for name in ("claimed", "relayed", "pushed", "rescheduled", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _relay_batch(events: Sequence[OutboxEvent]) -> RelayReport:
+    report = RelayReport(claimed=len(events))
+    by_user: dict[int, list[OutboxEvent]] = defaultdict(list)
+    for event in events:
+        by_user[event.user_id].append(event)
+
+    try:
+        statuses = onboarding_selectors.wizard_statuses_get(user_ids=list(by_user))
+        changes = [
+            onboarding_services.StatusChange(
+                status=status,
+                causes=sorted({event.topic for event in by_user[user_id]}),
+                occurred_at=min(event.created_at for event in by_user[user_id]),
+            )
+            for user_id, status in statuses.items()
+        ]
+        to_push = onboarding_services.wizard_status_history_record(changes=changes)
+        push_events = {status.user_id: status_event(status.as_message()) for status in to_push}
+        for user_id, status in statuses.items():
+            if not status.is_active:
+                push_events[user_id] = deactivated_event()
+        broadcast_to_users(push_events)
+    except Exception as error:
+        if len(by_user) > 1 and not isinstance(error, _TRANSIENT_ERRORS):
+            # Something about one user's data: relay users one by one so it holds up no one.
+            for user_events in by_user.values():
+                report.add(_relay_batch(user_events))
+            report.claimed = len(events)
+            return report
+        _reschedule(events, error, report)
+        return report
+
+    for status in to_push:
+        logger.debug("Relayed wizard status v%s for user %s", status.version, status.user_id)
+    report.pushed = len(push_events)
+    metrics.PUSHES.inc(report.pushed)
+    _settle_relayed(events, report)
+    return report
+
+
+def _settle_relayed(events: Sequence[OutboxEvent], report: RelayReport) -> None:
+    OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(
+        relayed_at=timezone.now(), claimed_until=None, last_error=""
+    )
+    report.relayed = len(events)
+    metrics.RELAYED.inc(report.relayed)
+
+
+def _reschedule(events: Sequence[OutboxEvent], error: Exception, report: RelayReport) -> None:
+    """Retry later. Infrastructure outages retry forever; anything else fails after N tries."""
+    transient = isinstance(error, _TRANSIENT_ERRORS)
+    description = f"{type(error).__name__}: {error}"[:2000]
+    log = logger.warning if transient else logger.exception
+    log("Relay of %d outbox events failed: %s", len(events), description)
+    now = timezone.now()
+    try:
+        for event in events:
+            if not transient and event.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+                OutboxEvent.objects.filter(pk=event.pk).update(
+                    failed_at=now, claimed_until=None, last_error=description
+                )
+                report.failed += 1
+                metrics.RELAY_FAILED.inc()
+            else:
+                OutboxEvent.objects.filter(pk=event.pk).update(
+                    next_attempt_at=now + backoff_delay(event.attempts),
+                    claimed_until=None,
+                    last_error=description,
+                )
+                report.rescheduled += 1
+                metrics.RELAY_RETRIES.labels("transient" if transient else "error").inc()
+    except DatabaseError:
+        # The database is gone too: the claims expire and the rows are claimed again.
+        logger.warning("Could not reschedule outbox events", exc_info=True)
+
+
+def outbox_relay(*, batch_size: int | None = None, time_budget: float | None = None) -> RelayReport:
+    """Relay due pending rows in batches until none is left or the time budget is spent."""
+    batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
+    budget = settings.OUTBOX_RELAY_TIME_BUDGET_SECONDS if time_budget is None else time_budget
+    deadline = time.monotonic() + budget
+    total = RelayReport()
+    while True:
+        started = time.perf_counter()
+        events = outbox_claim(batch_size=batch_size)
+        if not events:
+            break
+        total.add(_relay_batch(events))
+        metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
+        if len(events) < batch_size or time.monotonic() >= deadline:
+            break
+    return total
 
 
 def outbox_retry(*, event_ids: list[int]) -> int:
@@ -24,3 +222,20 @@ def outbox_retry(*, event_ids: list[int]) -> int:
     return OutboxEvent.objects.filter(pk__in=event_ids, failed_at__isnull=False).update(
         failed_at=None, attempts=0, next_attempt_at=timezone.now(), last_error=""
     )
+
+
+def outbox_purge(*, older_than: timedelta | None = None, batch_size: int | None = None) -> int:
+    """Delete relayed rows past the retention period, in bounded batches. Never pending ones."""
+    cutoff = timezone.now() - (older_than or settings.OUTBOX_RETENTION)
+    batch_size = batch_size or settings.OUTBOX_PURGE_BATCH_SIZE
+    deleted_total = 0
+    while True:
+        ids = list(
+            OutboxEvent.objects.filter(relayed_at__isnull=False, relayed_at__lt=cutoff)
+            .order_by("relayed_at")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted_total
+        deleted, _ = OutboxEvent.objects.filter(pk__in=ids, relayed_at__isnull=False).delete()
+        deleted_total += deleted

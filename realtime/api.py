@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Router, Schema
+
+from realtime.tickets import ticket_issue
+
+router = Router(tags=["realtime"])
+
+
+class TicketOut(Schema):
+    ticket: str
+    expires_in: int
+
+
+@router.post("/ticket", response={201: TicketOut})
+def ticket_create(request: HttpRequest):
+    """A one-time ticket for `/ws/wizard-status/?ticket=...`, valid 60 s."""
+    ticket = ticket_issue(user_id=request.auth.pk)
+    return 201, {"ticket": ticket, "expires_in": settings.WEBSOCKET_TICKET_TTL_SECONDS}

@@ -1,0 +1,57 @@
+"""The broadcast helper the outbox relay calls: one round trip to Redis for a whole batch.
+
+With the pub/sub layer a group message is one PUBLISH of the layer's own serialised message
+to the layer's group channel, so a batch goes out as one pipeline from sync code: no event
+loop, no thread and no new connection per message (`async_to_sync(group_send)` costs ~2.5 ms
+each). Other layers (the in-memory one in unit tests) get plain `group_send` calls.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
+
+from realtime.groups import user_group
+
+STATUS_EVENT = "wizard.status"
+DEACTIVATED_EVENT = "wizard.account_deactivated"
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def _redis_for(address: str) -> redis.Redis:
+    client = _clients.get(address)
+    if client is None:
+        client = redis.Redis.from_url(address, socket_connect_timeout=2, socket_timeout=5)
+        _clients[address] = client
+    return client
+
+
+def status_event(status_message: dict[str, Any]) -> dict[str, Any]:
+    return {"type": STATUS_EVENT, "status": status_message}
+
+
+def deactivated_event() -> dict[str, Any]:
+    return {"type": DEACTIVATED_EVENT}
+
+
+def broadcast_to_users(events: Mapping[int, dict[str, Any]]) -> None:
+    """Send one event to each user's group. Raises if the layer could not take them."""
+    if not events:
+        return
+    layer = get_channel_layer()
+    if isinstance(layer, RedisPubSubChannelLayer):
+        config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+        prefix = config.get("prefix", "asgi")
+        [host] = config["hosts"]  # one shard: the relay's batch goes to one server
+        pipe = _redis_for(host["address"]).pipeline(transaction=False)
+        for user_id, event in events.items():
+            pipe.publish(f"{prefix}__group__{user_group(user_id)}", layer.serialize(event))
+        pipe.execute()
+        return
+    for user_id, event in events.items():
+        async_to_sync(layer.group_send)(user_group(user_id), event)

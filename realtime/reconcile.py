@@ -1,0 +1,89 @@
+"""Convergence without trusting the push.
+
+The channel layer delivers at most once: a group message can be dropped, and a Redis
+restart forgets subscriptions for a while. So each web process keeps a registry of its open
+sockets, and every few seconds one task reads the onboarding version of all their users in
+one small query. A socket behind the database gets the current status straight away, in
+process, without Redis; a deactivated user's sockets are closed. The push keeps latency low;
+this keeps every socket correct within the interval, whatever was lost on the way.
+"""
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from onboarding.selectors import onboarding_versions_get, wizard_statuses_get
+
+if TYPE_CHECKING:
+    from realtime.consumers import WizardStatusConsumer
+
+logger = logging.getLogger(__name__)
+
+
+class SocketRegistry:
+    def __init__(self) -> None:
+        self._by_user: dict[int, set[WizardStatusConsumer]] = defaultdict(set)
+        self._task: asyncio.Task | None = None
+
+    def count(self, user_id: int) -> int:
+        return len(self._by_user.get(user_id, ()))
+
+    def add(self, consumer: "WizardStatusConsumer") -> None:
+        self._by_user[consumer.user_id].add(consumer)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def remove(self, consumer: "WizardStatusConsumer") -> None:
+        sockets = self._by_user.get(consumer.user_id)
+        if sockets is not None:
+            sockets.discard(consumer)
+            if not sockets:
+                del self._by_user[consumer.user_id]
+
+    async def _run(self) -> None:
+        while self._by_user:
+            await asyncio.sleep(settings.WEBSOCKET_RECONCILE_INTERVAL_SECONDS)
+            try:
+                await self.reconcile()
+            except Exception:
+                logger.warning("Socket reconciliation failed; retrying", exc_info=True)
+
+    async def reconcile(self) -> None:
+        """Bring every registered socket up to the database's current status."""
+        sockets = {user_id: list(group) for user_id, group in self._by_user.items() if group}
+        if not sockets:
+            return
+        for consumer in (c for group in sockets.values() for c in group if not c.group_joined):
+            await consumer.join_group()
+        versions = await database_sync_to_async(onboarding_versions_get)(user_ids=list(sockets))
+        stale: list[int] = []
+        for user_id, consumers in sockets.items():
+            version, is_active = versions.get(user_id, (None, False))
+            if not is_active:
+                for consumer in consumers:
+                    try:
+                        await consumer.close(code=4403)
+                    except Exception:
+                        logger.debug("Could not close a closing socket", exc_info=True)
+            elif any(consumer.known_version < version for consumer in consumers):
+                stale.append(user_id)
+        if not stale:
+            return
+        statuses = await database_sync_to_async(wizard_statuses_get)(user_ids=stale)
+        for user_id in stale:
+            status = statuses.get(user_id)
+            if status is None:
+                continue
+            message = status.as_message()
+            for consumer in sockets[user_id]:
+                try:
+                    await consumer.deliver_status(message)
+                except Exception:  # the socket closed meanwhile; its disconnect cleans up
+                    logger.debug("Could not deliver to a closing socket", exc_info=True)
+
+
+registry = SocketRegistry()
