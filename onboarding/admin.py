@@ -84,8 +84,18 @@ class UserAdmin(DjangoUserAdmin):
         obj.refresh_from_db()
 
 
+class ManualPromptAdminForm(forms.ModelForm):
+    # Validated here so bad content is a form error, not an "added successfully" with nothing saved.
+    def clean_content(self) -> str:
+        try:
+            return validators.clean_manual_prompt(self.cleaned_data["content"])
+        except InvalidInput as error:
+            raise _as_form_error(error) from None
+
+
 @admin.register(ManualPrompt)
 class ManualPromptAdmin(admin.ModelAdmin):
+    form = ManualPromptAdminForm
     list_display = ("user", "updated_at")
     search_fields = ("user__username",)
     readonly_fields = ("updated_at",)
@@ -110,8 +120,42 @@ class ManualPromptAdmin(admin.ModelAdmin):
             services.manual_prompt_delete(user_id=user_id)
 
 
+class ChannelAdminForm(forms.ModelForm):
+    """Checks what `channel_connect` would refuse, so a refusal is a form error rather than an
+    "added successfully" with nothing saved. The service still decides under its lock."""
+
+    def clean_external_id(self) -> str:
+        try:
+            return validators.clean_external_id(self.cleaned_data["external_id"])
+        except InvalidInput as error:
+            raise _as_form_error(error) from None
+
+    def clean_name(self) -> str:
+        try:
+            return validators.clean_channel_name(self.cleaned_data["name"])
+        except InvalidInput as error:
+            raise _as_form_error(error) from None
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        user, platform = cleaned.get("user"), cleaned.get("platform")
+        external_id = cleaned.get("external_id")
+        if user and platform and external_id:
+            taken = (
+                Channel.objects.filter(
+                    platform=platform, external_id=external_id, disconnected_at__isnull=True
+                )
+                .exclude(user=user)
+                .exists()
+            )
+            if taken:
+                self.add_error("external_id", "This account is already connected to another user.")
+        return cleaned
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
+    form = ChannelAdminForm
     list_display = ("platform", "external_id", "name", "user", "connected_at", "disconnected_at")
     list_filter = ("platform", ("disconnected_at", admin.EmptyFieldListFilter))
     search_fields = ("external_id", "name", "user__username")
@@ -128,6 +172,10 @@ class ChannelAdmin(admin.ModelAdmin):
         return False  # disconnect instead: it keeps the record and writes the outbox row
 
     def save_model(self, request, obj: Channel, form, change: bool) -> None:
+        if change:
+            # Every field of an existing channel is read-only: saving its page changes nothing
+            # (connecting it again would reconnect a disconnected channel as a new one).
+            return
         try:
             connection = services.channel_connect(
                 user_id=obj.user_id,

@@ -5,7 +5,7 @@ from typing import Annotated
 from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
-from ninja import Path, Query, Router
+from ninja import Path, Query, Router, Status
 
 from onboarding import selectors, services
 from onboarding.exceptions import InvalidToken
@@ -47,15 +47,15 @@ def register(request: HttpRequest, payload: RegisterIn):
     user = services.user_register(
         username=payload.username, password=payload.password, email=payload.email
     )
-    return 201, user
+    return Status(201, user)
 
 
 @router.post("/auth/token", auth=None, response={200: TokenPairOut, 401: ErrorOut}, tags=["auth"])
 def token_obtain(request: HttpRequest, payload: CredentialsIn):
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None:
-        return 401, {"detail": _INVALID_CREDENTIALS}
-    return 200, _token_answer(token_pair_issue(user_id=user.pk))
+        return Status(401, {"detail": _INVALID_CREDENTIALS})
+    return Status(200, _token_answer(token_pair_issue(user_id=user.pk)))
 
 
 @router.post(
@@ -65,26 +65,26 @@ def token_refresh(request: HttpRequest, payload: RefreshIn):
     try:
         user_id = token_user_id(payload.refresh, expected_type="refresh")
     except InvalidToken:
-        return 401, {"detail": "Invalid or expired refresh token."}
+        return Status(401, {"detail": "Invalid or expired refresh token."})
     if not User.objects.filter(pk=user_id, is_active=True).exists():
-        return 401, {"detail": "Invalid or expired refresh token."}
-    return 200, _token_answer(token_pair_issue(user_id=user_id))
+        return Status(401, {"detail": "Invalid or expired refresh token."})
+    return Status(200, _token_answer(token_pair_issue(user_id=user_id)))
 
 
 @router.post("/auth/login", auth=None, response={200: LoginOut, 401: ErrorOut}, tags=["auth"])
 def session_login(request: HttpRequest, payload: CredentialsIn):
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None:
-        return 401, {"detail": _INVALID_CREDENTIALS}
+        return Status(401, {"detail": _INVALID_CREDENTIALS})
     login(request, user)
     get_token(request)  # rotates and sets the CSRF cookie for the new session
-    return 200, user
+    return Status(200, user)
 
 
 @router.post("/auth/logout", response={204: None}, tags=["auth"])
 def session_logout(request: HttpRequest):
     logout(request)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/accounts/me", response=ProfileOut, tags=["accounts"])
@@ -127,7 +127,9 @@ def wizard_status_history(
 )
 def wizard_complete(request: HttpRequest):
     completion = services.wizard_complete(user_id=request.auth.pk)
-    return 200, {"completed_at": completion.completed_at, "status": completion.status.as_message()}
+    return Status(
+        200, {"completed_at": completion.completed_at, "status": completion.status.as_message()}
+    )
 
 
 @router.get("/ai-prompts/manual", response=ManualPromptOut, tags=["ai-prompts"])
@@ -146,7 +148,7 @@ def manual_prompt_put(request: HttpRequest, payload: ManualPromptIn):
 @router.delete("/ai-prompts/manual", response={204: None}, tags=["ai-prompts"])
 def manual_prompt_delete(request: HttpRequest):
     services.manual_prompt_delete(user_id=request.auth.pk)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/channels", response=list[ChannelOut], tags=["channels"])
@@ -164,10 +166,10 @@ def channel_connect(request: HttpRequest, payload: ChannelConnectIn):
         external_id=payload.external_id,
         name=payload.name,
     )
-    return (201 if connection.created else 200), connection.channel
+    return Status(201 if connection.created else 200, connection.channel)
 
 
 @router.delete("/channels/{channel_id}", response={204: None, 404: ErrorOut}, tags=["channels"])
 def channel_disconnect(request: HttpRequest, channel_id: Annotated[int, Path(ge=1, le=_MAX_ID)]):
     services.channel_disconnect(user_id=request.auth.pk, channel_id=channel_id)
-    return 204, None
+    return Status(204, None)

@@ -4,14 +4,15 @@ The HTTP fallback, the socket's first message and the relay all call `wizard_sta
 so they can never disagree.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, Window
-from django.db.models.functions import RowNumber
+from django.db import connection
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from onboarding.exceptions import NotFound
 from onboarding.models import (
@@ -122,38 +123,59 @@ def compute_wizard_status(snapshot: OnboardingSnapshot, *, computed_at: datetime
     )
 
 
-def _active_channel(platform: Platform) -> Exists:
-    return Exists(
-        Channel.objects.filter(user=OuterRef("pk"), platform=platform, disconnected_at__isnull=True)
-    )
+def _snapshot_sql(count: int) -> str:
+    # Hand-written: this runs for every push, refresh and socket connect, and building the
+    # same statement with the ORM costs several times more than running it.
+    user, prompt, channel = (model._meta.db_table for model in (User, ManualPrompt, Channel))
+    placeholders = ", ".join(["%s"] * count)
+    return f"""
+        SELECT u.id, u.onboarding_version, u.first_name, u.last_name, u.phone_number,
+               u.business_type,
+               EXISTS (SELECT 1 FROM {prompt} p WHERE p.user_id = u.id AND p.content <> ''),
+               EXISTS (SELECT 1 FROM {channel} c WHERE c.user_id = u.id
+                       AND c.platform = %s AND c.disconnected_at IS NULL),
+               EXISTS (SELECT 1 FROM {channel} c WHERE c.user_id = u.id
+                       AND c.platform = %s AND c.disconnected_at IS NULL),
+               u.wizard_completed_at, u.is_active
+        FROM {user} u WHERE u.id IN ({placeholders})
+    """
+
+
+def db_datetime(value: datetime | str | None) -> datetime | None:
+    """A datetime column read with a raw cursor: SQLite gives text, PostgreSQL aware values."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 def onboarding_snapshots_get(*, user_ids: Sequence[int]) -> dict[int, OnboardingSnapshot]:
     """Snapshots of many users in one statement, so each is internally consistent."""
-    rows = (
-        User.objects.filter(pk__in=user_ids)
-        .annotate(
-            has_manual_prompt=Exists(
-                ManualPrompt.objects.filter(user=OuterRef("pk")).filter(~Q(content=""))
-            ),
-            instagram_connected=_active_channel(Platform.INSTAGRAM),
-            telegram_connected=_active_channel(Platform.TELEGRAM),
+    user_ids = list(dict.fromkeys(int(user_id) for user_id in user_ids))
+    if not user_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _snapshot_sql(len(user_ids)), [Platform.INSTAGRAM, Platform.TELEGRAM, *user_ids]
         )
-        .values_list(
-            "pk",
-            "onboarding_version",
-            "first_name",
-            "last_name",
-            "phone_number",
-            "business_type",
-            "has_manual_prompt",
-            "instagram_connected",
-            "telegram_connected",
-            "wizard_completed_at",
-            "is_active",
+        rows = cursor.fetchall()
+    return {
+        row[0]: OnboardingSnapshot(
+            user_id=row[0],
+            version=row[1],
+            first_name=row[2],
+            last_name=row[3],
+            phone_number=row[4],
+            business_type=row[5],
+            has_manual_prompt=bool(row[6]),
+            instagram_connected=bool(row[7]),
+            telegram_connected=bool(row[8]),
+            wizard_completed_at=db_datetime(row[9]),
+            is_active=bool(row[10]),
         )
-    )
-    return {row[0]: OnboardingSnapshot(*row) for row in rows}
+        for row in rows
+    }
 
 
 def onboarding_snapshot_get(*, user_id: int) -> OnboardingSnapshot:
@@ -184,15 +206,38 @@ def onboarding_versions_get(*, user_ids: Sequence[int]) -> dict[int, tuple[int, 
     return {user_id: (version, is_active) for user_id, version, is_active in rows}
 
 
-def status_history_latest(*, user_ids: Sequence[int]) -> dict[int, WizardStatusHistory]:
-    """Each user's newest history entry, in one query."""
-    newest_first = Window(RowNumber(), partition_by=[F("user_id")], order_by=F("version").desc())
-    rows = (
-        WizardStatusHistory.objects.filter(user_id__in=user_ids)
-        .annotate(position=newest_first)
-        .filter(position=1)
-    )
-    return {entry.user_id: entry for entry in rows}
+@dataclass(frozen=True, slots=True)
+class LatestHistory:
+    user_id: int
+    version: int
+    status: dict[str, Any]
+
+
+def status_history_latest(*, user_ids: Sequence[int]) -> dict[int, LatestHistory]:
+    """Each user's newest history entry, in one index-backed statement."""
+    user_ids = list(dict.fromkeys(int(user_id) for user_id in user_ids))
+    if not user_ids:
+        return {}
+    table = WizardStatusHistory._meta.db_table
+    placeholders = ", ".join(["%s"] * len(user_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT h.user_id, h.version, h.status FROM {table} h
+            WHERE h.user_id IN ({placeholders})
+              AND h.version = (SELECT MAX(n.version) FROM {table} n WHERE n.user_id = h.user_id)
+            """,
+            user_ids,
+        )
+        rows = cursor.fetchall()
+    return {
+        user_id: LatestHistory(
+            user_id=user_id,
+            version=version,
+            status=json.loads(status) if isinstance(status, str | bytes) else status,
+        )
+        for user_id, version, status in rows
+    }
 
 
 @dataclass(frozen=True, slots=True)

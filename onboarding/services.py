@@ -63,7 +63,8 @@ def _record_change(
 
 
 def user_register(*, username: str, password: str, email: str = "") -> User:
-    username = username.strip()
+    # NFKC, as Django's create_user does, so a fullwidth "alice" is not a second "alice".
+    username = User.normalize_username(username).strip()
     email = email.strip()
     if not username:
         raise InvalidInput("username", "This field may not be blank.")

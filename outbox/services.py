@@ -19,7 +19,6 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 # Module imports, not names: onboarding.services imports this module for outbox_enqueue.
@@ -81,33 +80,74 @@ def relay_request_clear() -> None:
 
 def backoff_delay(attempts: int) -> timedelta:
     """Capped exponential backoff with equal jitter."""
+    # Transient failures retry forever, so `attempts` is unbounded, and past 2**1023 the
+    # factor no longer converts to a float (OverflowError); 2**64 is past any cap already.
+    exponent = min(max(attempts - 1, 0), 64)
     ceiling = min(
         settings.OUTBOX_BACKOFF_CAP_SECONDS,
-        settings.OUTBOX_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0),
+        settings.OUTBOX_BACKOFF_BASE_SECONDS * 2**exponent,
     )
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
+def _skip_commit_flush() -> None:
+    """Relay bookkeeping need not wait for the disk.
+
+    If the database crashes and loses the last commits, their rows are simply pending or
+    claimable again and are relayed once more with the same version, which sockets ignore.
+    The data changes themselves are committed by the writers with full durability.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+_CLAIM_SQL = """
+    UPDATE {table} SET claimed_until = %s, attempts = attempts + 1
+    WHERE id IN (
+        SELECT id FROM {table}
+        WHERE relayed_at IS NULL AND failed_at IS NULL AND next_attempt_at <= %s
+          AND (claimed_until IS NULL OR claimed_until < %s)
+        ORDER BY next_attempt_at, id
+        LIMIT %s
+        {lock}
+    )
+    RETURNING id, user_id, topic, version, created_at, attempts
+"""
+
+
 def outbox_claim(*, batch_size: int) -> list[OutboxEvent]:
-    """Claim due pending rows that no live relay holds; skip rows another relay has locked."""
+    """Claim due pending rows that no live relay holds; skip rows another relay has locked.
+
+    One statement: `SELECT ... FOR UPDATE SKIP LOCKED` picks the rows (using the partial
+    index on pending rows) and the enclosing UPDATE stamps them, in one short transaction.
+    Written by hand because the ORM needs two statements and costs more than the database.
+    """
     now = timezone.now()
+    claimed_until = now + timedelta(seconds=settings.OUTBOX_CLAIM_TIMEOUT_SECONDS)
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = _CLAIM_SQL.format(
+        table=OutboxEvent._meta.db_table,
+        lock="FOR UPDATE SKIP LOCKED"
+        if connection.features.has_select_for_update_skip_locked
+        else "",
+    )
     with transaction.atomic():
-        events = list(
-            OutboxEvent.objects.pending()
-            .filter(next_attempt_at__lte=now)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("next_attempt_at", "id")
-            .select_for_update(skip_locked=True)
-            .only("id", "user_id", "topic", "version", "created_at", "attempts")[:batch_size]
+        _skip_commit_flush()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [adapt(claimed_until), adapt(now), adapt(now), batch_size])
+            rows = cursor.fetchall()
+    return [
+        OutboxEvent(
+            id=event_id,
+            user_id=user_id,
+            topic=topic,
+            version=version,
+            created_at=onboarding_selectors.db_datetime(created_at),
+            attempts=attempts,
         )
-        if events:
-            claimed_until = now + timedelta(seconds=settings.OUTBOX_CLAIM_TIMEOUT_SECONDS)
-            OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(
-                claimed_until=claimed_until, attempts=F("attempts") + 1
-            )
-            for event in events:
-                event.attempts += 1
-    return events
+        for event_id, user_id, topic, version, created_at, attempts in sorted(rows)
+    ]
 
 
 @dataclass
@@ -139,7 +179,9 @@ def _relay_batch(events: Sequence[OutboxEvent]) -> RelayReport:
             )
             for user_id, status in statuses.items()
         ]
-        to_push = onboarding_services.wizard_status_history_record(changes=changes)
+        with transaction.atomic():
+            _skip_commit_flush()
+            to_push = onboarding_services.wizard_status_history_record(changes=changes)
         push_events = {status.user_id: status_event(status.as_message()) for status in to_push}
         for user_id, status in statuses.items():
             if not status.is_active:
@@ -164,9 +206,11 @@ def _relay_batch(events: Sequence[OutboxEvent]) -> RelayReport:
 
 
 def _settle_relayed(events: Sequence[OutboxEvent], report: RelayReport) -> None:
-    OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(
-        relayed_at=timezone.now(), claimed_until=None, last_error=""
-    )
+    with transaction.atomic():
+        _skip_commit_flush()
+        OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(
+            relayed_at=timezone.now(), claimed_until=None, last_error=""
+        )
     report.relayed = len(events)
     metrics.RELAYED.inc(report.relayed)
 
@@ -226,7 +270,8 @@ def outbox_retry(*, event_ids: list[int]) -> int:
 
 def outbox_purge(*, older_than: timedelta | None = None, batch_size: int | None = None) -> int:
     """Delete relayed rows past the retention period, in bounded batches. Never pending ones."""
-    cutoff = timezone.now() - (older_than or settings.OUTBOX_RETENTION)
+    retention = settings.OUTBOX_RETENTION if older_than is None else older_than
+    cutoff = timezone.now() - retention
     batch_size = batch_size or settings.OUTBOX_PURGE_BATCH_SIZE
     deleted_total = 0
     while True:

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from realtime.tickets import ticket_issue
 
@@ -16,4 +16,4 @@ class TicketOut(Schema):
 def ticket_create(request: HttpRequest):
     """A one-time ticket for `/ws/wizard-status/?ticket=...`, valid 60 s."""
     ticket = ticket_issue(user_id=request.auth.pk)
-    return 201, {"ticket": ticket, "expires_in": settings.WEBSOCKET_TICKET_TTL_SECONDS}
+    return Status(201, {"ticket": ticket, "expires_in": settings.WEBSOCKET_TICKET_TTL_SECONDS})

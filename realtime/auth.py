@@ -47,7 +47,7 @@ def _user_by_id(user_id: int):
 
 async def resolve_user(scope):
     """(user, failure): failure is None, UNAUTHENTICATED or INACTIVE."""
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     user = None
     if "ticket" in query:
         user_id = await ticket_redeem(query["ticket"][0])

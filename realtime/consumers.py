@@ -34,6 +34,7 @@ def _comparable(status: dict[str, Any]) -> tuple:
 class WizardStatusConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
     group_joined = False
+    accepted = False
 
     async def connect(self) -> None:
         failure = self.scope.get("auth_failure")
@@ -53,12 +54,13 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         self.last_sent: tuple | None = None
         self.refreshes: deque[float] = deque()
         self.send_lock = asyncio.Lock()
+        registry.add(self)  # right after the count, with no await between: the limit holds
+        SOCKET_CONNECTIONS.inc()
         # Join the group before reading the snapshot: a change committed in between is
         # then pushed to this socket instead of falling between the two.
         await self.join_group()
-        registry.add(self)
-        SOCKET_CONNECTIONS.inc()
         await self.accept()
+        self.accepted = True
         logger.info("User %s connected to wizard-status WebSocket", user_id)
         await self.send_fresh_status(force=True)
 
@@ -142,8 +144,8 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         A newer version with the same content is only noted; `force` (first message,
         refresh) sends even the current version again.
         """
-        if self.user_id is None:
-            return
+        if self.user_id is None or not self.accepted:
+            return  # the first message, read after accept(), will carry this version
         async with self.send_lock:  # the reconciler delivers from another task
             version = status["version"]
             if version < self.known_version or (version == self.known_version and not force):

@@ -1,8 +1,11 @@
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
 
+from onboarding.models import Channel, ManualPrompt, User
 from onboarding.tokens import token_pair_issue
-from tests.factories import make_user
+from outbox.models import OutboxEvent
+from tests.factories import PASSWORD, make_user
 
 
 @pytest.fixture
@@ -29,3 +32,51 @@ def api(user) -> Client:
 @pytest.fixture
 def anonymous() -> Client:
     return Client()
+
+
+@pytest.fixture
+def other_api(other_user) -> Client:
+    """A client authenticated as `other_user` with a Bearer access token."""
+    return bearer_client(other_user)
+
+
+def session_client(user) -> Client:
+    """A client logged in through the API, enforcing CSRF like a browser would."""
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        "/api/v1/auth/login",
+        {"username": user.username, "password": PASSWORD},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    return client
+
+
+@pytest.fixture
+def session_api(user) -> Client:
+    """A client authenticated as `user` with the session cookie (and CSRF enforced)."""
+    return session_client(user)
+
+
+def json_datetime(moment) -> str:
+    """How the API renders a datetime (Ninja uses Django's JSON encoder)."""
+    return DjangoJSONEncoder().default(moment)
+
+
+def outbox_rows() -> list[tuple]:
+    """Every outbox row as (user id, topic, version, payload), oldest first."""
+    return list(
+        OutboxEvent.objects.order_by("id").values_list("user_id", "topic", "version", "payload")
+    )
+
+
+def onboarding_state(user) -> dict:
+    """Everything an onboarding write may change for `user`, read fresh from the database."""
+    row = User.objects.filter(pk=user.pk).values().first()
+    prompt = ManualPrompt.objects.filter(user_id=user.pk).values("content", "updated_at").first()
+    channels = list(
+        Channel.objects.filter(user_id=user.pk)
+        .order_by("id")
+        .values_list("id", "platform", "external_id", "name", "connected_at", "disconnected_at")
+    )
+    return {"user": row, "prompt": prompt, "channels": channels}

@@ -1,0 +1,330 @@
+"""Commit-to-socket benchmark on real processes.
+
+    uv run python -m tests.benchmark --users 1000 --rate 50 --duration 20
+    uv run python -m tests.benchmark --users 1000 --rate 400 --duration 20
+
+Starts uvicorn, a Celery worker and beat against a PostgreSQL database of its own
+(`wizard_status_bench`, recreated each run) and the local Redis, opens one socket per user,
+makes status-changing PATCH requests over HTTP at a fixed rate and prints commit->socket
+latency percentiles, pushes per second and the web process's memory per idle socket.
+
+The commit instant is the outbox row's `created_at` (stamped inside the writing
+transaction, a fraction of a millisecond before COMMIT, so latencies are slightly
+overstated); the receive instant is when the client read the frame. Both clocks are this
+machine's wall clock.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "wizard_status_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Processes:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: list[str], **extra_env: str) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def poll(predicate, *, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        pause.wait(interval)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def log_contains(path: Path, needle: str) -> bool:
+    return path.exists() and needle in path.read_text(errors="replace")
+
+
+def recreate_database(admin_url: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+
+
+def setup_django(database_url: str, env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # This process only reads results with the ORM between its own awaits.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    import django
+
+    django.setup()
+
+
+def create_users(count: int) -> list[tuple[int, str]]:
+    from onboarding.models import User
+    from onboarding.tokens import token_pair_issue
+
+    users = [User(username=f"bench{i}", password="!") for i in range(count)]
+    User.objects.bulk_create(users, batch_size=1000)
+    ids = list(User.objects.order_by("pk").values_list("pk", flat=True))
+    return [(user_id, token_pair_issue(user_id=user_id).access) for user_id in ids]
+
+
+async def open_sockets(ws_url: str, users, per_user: int):
+    sockets = []
+
+    async def open_one(user_id: int, token: str):
+        ws = await websockets.connect(
+            f"{ws_url}?token={token}", max_size=2**16, compression=None, open_timeout=30
+        )
+        first = json.loads(await ws.recv())
+        sockets.append((user_id, ws, first["version"]))
+
+    pending = [(uid, tok) for uid, tok in users for _ in range(per_user)]
+    for start in range(0, len(pending), 50):
+        await asyncio.gather(*(open_one(uid, tok) for uid, tok in pending[start : start + 50]))
+    return sockets
+
+
+async def run(args) -> None:
+    admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    database_url = recreate_database(admin_url)
+    tmp = Path(tempfile.mkdtemp(prefix="wizard-bench-"))
+    (tmp / "prom").mkdir()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
+        "CHANNEL_LAYER_PREFIX": f"bench{os.getpid()}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
+        "DEBUG": "0",
+        "SECRET_KEY": "benchmark-secret-key-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    setup_django(database_url, env)
+    users = create_users(args.users)
+
+    port = free_port()
+    procs = Processes(env, tmp)
+    web = procs.start(
+        "web",
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+         "--port", str(port), "--ws-max-size", "4096", "--ws-per-message-deflate", "false",
+         "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+    )
+    procs.start(
+        "worker",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
+         "--concurrency", str(args.worker_concurrency), "--without-gossip", "--without-mingle"],
+        # As in the Procfile: prefork children keep their own persistent connection.
+        DATABASE_POOL="0",
+        CONN_MAX_AGE="60",
+    )
+    procs.start(
+        "beat",
+        [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING",
+         "--schedule", str(tmp / "beat-schedule")],
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        poll(lambda: http_ok(f"{base}/healthz"), timeout=60, what="the web process")
+        poll(lambda: log_contains(tmp / "worker.log", "ready"), timeout=60, what="the worker")
+        await report(args, base, web.pid, users)
+    finally:
+        procs.stop()
+        print(f"logs: {tmp}")
+
+
+def all_delivered(received, written_users) -> bool:
+    from onboarding.selectors import onboarding_versions_get
+
+    latest = onboarding_versions_get(user_ids=list(written_users))
+    seen: dict[int, int] = {}
+    for user_id, version, _ in received:
+        seen[user_id] = max(version, seen.get(user_id, -1))
+    return all(seen.get(user_id, -1) >= version for user_id, (version, _) in latest.items())
+
+
+async def report(args, base: str, web_pid: int, users) -> None:
+    from django.db import connection
+
+    from outbox.models import OutboxEvent
+
+    ws_url = base.replace("http", "ws") + "/ws/wizard-status/"
+    async with httpx.AsyncClient(base_url=base, timeout=5) as warm:
+        for _ in range(20):
+            await warm.get("/healthz")
+    rss_before = rss_kib(web_pid)
+    sockets = await open_sockets(ws_url, users, 1)
+    rss_after = rss_kib(web_pid)
+    per_socket_kib = (rss_after - rss_before) / len(sockets)
+
+    received: list[tuple[int, int, float]] = []  # (user_id, version, unix time)
+
+    async def read(user_id: int, ws) -> None:
+        try:
+            async for frame in ws:
+                message = json.loads(frame)
+                if message.get("type") == "wizard_status":
+                    received.append((user_id, message["version"], time.time()))
+        except websockets.ConnectionClosed:
+            pass
+
+    readers = [asyncio.create_task(read(uid, ws)) for uid, ws, _ in sockets]
+    tokens = dict(users)
+    filled: dict[int, bool] = {}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    errors = 0
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+
+        async def write(user_id: int) -> None:
+            nonlocal errors
+            filled[user_id] = not filled.get(user_id, False)
+            value = "Bench" if filled[user_id] else ""
+            response = await client.patch(
+                "/api/v1/accounts/me",
+                json={"first_name": value},
+                headers={"Authorization": f"Bearer {tokens[user_id]}"},
+            )
+            if response.status_code != 200:
+                errors += 1
+
+        user_ids = [uid for uid, _ in users]
+        interval = 1.0 / args.rate
+        total = int(args.rate * args.duration)
+        started = time.perf_counter()
+        tasks = []
+        for n in range(total):
+            target = started + n * interval
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(write(random.choice(user_ids))))
+        await asyncio.gather(*tasks)
+        write_seconds = time.perf_counter() - started
+    # Let the last pushes arrive: wait until the newest version of every written user is in.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all_delivered(received, filled):
+        await asyncio.sleep(interval)
+    for ws in (ws for _, ws, _ in sockets):
+        await ws.close()
+    for task in readers:
+        task.cancel()
+
+    connection.close()
+    created = {
+        (user_id, version): created_at.timestamp()
+        for user_id, version, created_at in OutboxEvent.objects.values_list(
+            "user_id", "version", "created_at"
+        )
+    }
+    first_seen: dict[tuple[int, int], float] = {}
+    for user_id, version, at in received:
+        key = (user_id, version)
+        first_seen[key] = min(at, first_seen.get(key, at))
+    latencies = []
+    missed = 0
+    by_user: dict[int, list[tuple[int, float]]] = {}
+    for (user_id, version), at in first_seen.items():
+        by_user.setdefault(user_id, []).append((version, at))
+    for (user_id, version), created_at in created.items():
+        # A write is delivered by the first status at its version or a newer one.
+        candidates = [at for v, at in by_user.get(user_id, []) if v >= version]
+        if not candidates:
+            missed += 1
+            continue
+        latencies.append((min(candidates) - created_at) * 1000)
+    pending = OutboxEvent.objects.pending().count()
+
+    print(f"sockets open            {len(sockets)}")
+    print(f"writes                  {len(created)} in {write_seconds:.1f} s "
+          f"({len(created) / write_seconds:.0f}/s target {args.rate}/s), http errors {errors}")
+    print(f"status frames received  {len(received)} "
+          f"({len(received) / max(write_seconds, 0.001):.0f} pushes/s)")
+    if latencies:
+        print(
+            "commit->socket ms       "
+            f"p50 {statistics.median(latencies):.1f}  p95 {percentile(latencies, 0.95):.1f}  "
+            f"p99 {percentile(latencies, 0.99):.1f}  max {max(latencies):.1f}"
+        )
+    print(f"writes never delivered  {missed}   outbox rows still pending {pending}")
+    print(f"web RSS                 {rss_before} KiB -> {rss_after} KiB with sockets: "
+          f"{per_socket_kib:.1f} KiB per idle socket")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50, help="writes per second")
+    parser.add_argument("--duration", type=float, default=20, help="seconds of writing")
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

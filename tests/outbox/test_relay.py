@@ -1,0 +1,637 @@
+"""The relay: claim, push the current status once per user, record the history, settle.
+
+What the relay pushed is read the way a web process receives it: a Redis pub/sub
+subscription to the users' group channels, decoded by the channel layer. Each test gets a
+channel-layer prefix of its own (pub/sub channels are global to the Redis server), so only
+its own pushes arrive.
+"""
+
+import copy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+import redis
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from onboarding import services
+from onboarding.models import User, WizardStatusHistory
+from onboarding.selectors import wizard_status_get
+from outbox.models import OutboxEvent, Topic
+from outbox.services import (
+    RELAY_REQUESTED_KEY,
+    RelayReport,
+    backoff_delay,
+    outbox_relay,
+    outbox_retry,
+    relay_request,
+    relay_request_clear,
+)
+from realtime.groups import user_group
+from tests.factories import make_user
+
+T = TypeVar("T")
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+CELERY_QUEUE = "celery"
+HISTORY_TRIGGER_MESSAGE = "history insert refused by test trigger"
+
+
+# Helpers shared by the relay test modules.
+
+
+def poll_until(check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Call `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = check()
+        if outcome:
+            return outcome
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {outcome!r})")
+        threading.Event().wait(interval)
+
+
+def relay_when_due(*, timeout: float = 10.0) -> RelayReport:
+    """Run the relay until a run claims something (rows become due); return that run's report."""
+
+    def attempt() -> RelayReport | None:
+        report = outbox_relay()
+        return report if report.claimed else None
+
+    return poll_until(attempt, timeout=timeout)
+
+
+def use_channel_layer(settings, *, prefix: str | None = None, address: str | None = None) -> str:
+    """Point the channel layer (and so the relay's broadcast) at `address` under `prefix`.
+
+    Changing CHANNEL_LAYERS also drops Channels' cached layer. Returns the prefix in use.
+    """
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    config = layers["default"]["CONFIG"]
+    if prefix is not None:
+        config["prefix"] = prefix
+    if address is not None:
+        config["hosts"] = [{**config["hosts"][0], "address": address}]
+    settings.CHANNEL_LAYERS = layers
+    return config["prefix"]
+
+
+def real_redis_address() -> str:
+    return settings.REDIS_URL
+
+
+class PushWatch:
+    """Every group message published under one channel-layer prefix, as a web process gets it."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.group_channel_start = f"{prefix}__group__"
+        self.marker = f"{prefix}__test-marker"
+        self.client = redis.Redis.from_url(settings.REDIS_URL)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.psubscribe(f"{self.group_channel_start}*")
+        self.pubsub.subscribe(self.marker)
+        confirmed = set()
+        deadline = time.monotonic() + 10
+        while confirmed != {"psubscribe", "subscribe"}:
+            assert time.monotonic() < deadline, "subscriptions were not confirmed"
+            message = self.pubsub.get_message(timeout=0.5)
+            if message is not None:
+                confirmed.add(message["type"])
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        """(group, event) of everything published since the last call, in arrival order.
+
+        Redis delivers one connection's messages in publish order, so publishing a marker and
+        reading up to it collects everything published before, with no waiting on silence.
+        """
+        token = uuid.uuid4().hex
+        self.client.publish(self.marker, token)
+        layer = get_channel_layer()
+        received = []
+        deadline = time.monotonic() + 10
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "the marker did not come back"
+            message = self.pubsub.get_message(timeout=min(remaining, 1.0))
+            if message is None:
+                continue
+            channel = message["channel"].decode()
+            if message["type"] == "message" and channel == self.marker:
+                if message["data"].decode() == token:
+                    return received
+                continue
+            if message["type"] == "pmessage":
+                group = channel.removeprefix(self.group_channel_start)
+                received.append((group, layer.deserialize(message["data"])))
+
+    def take_by_group(self) -> dict[str, list[dict[str, Any]]]:
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        for group, event in self.take():
+            by_group.setdefault(group, []).append(event)
+        return by_group
+
+    def close(self) -> None:
+        self.pubsub.close()
+        self.client.close()
+
+
+@contextmanager
+def watching_pushes(settings) -> Iterator[PushWatch]:
+    prefix = use_channel_layer(settings, prefix=f"relay-test-{uuid.uuid4().hex[:12]}")
+    watch = PushWatch(prefix)
+    try:
+        yield watch
+    finally:
+        watch.close()
+
+
+@contextmanager
+def clean_relay_nudges() -> Iterator[redis.Redis]:
+    """No relay flag and no queued Celery task before or after: each test starts from zero."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(RELAY_REQUESTED_KEY, CELERY_QUEUE)
+    try:
+        yield client
+    finally:
+        client.delete(RELAY_REQUESTED_KEY, CELERY_QUEUE)
+        client.close()
+
+
+@contextmanager
+def history_insert_fails_for(user_id: int) -> Iterator[None]:
+    """A real database fault for one user only: inserting their history entries raises."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE FUNCTION test_refuse_history_insert() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.user_id = {int(user_id)} THEN "
+                f"RAISE EXCEPTION '{HISTORY_TRIGGER_MESSAGE}'; "
+                "END IF; RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER test_refuse_history_insert "
+                "BEFORE INSERT ON onboarding_wizardstatushistory "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse_history_insert()"
+            )
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER IF EXISTS test_refuse_history_insert "
+                "ON onboarding_wizardstatushistory"
+            )
+            cursor.execute("DROP FUNCTION IF EXISTS test_refuse_history_insert()")
+
+
+def status_event(status: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "wizard.status", "status": status}
+
+
+def without_timestamp(status: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in status.items() if key != "timestamp"}
+
+
+def current_status(user: User) -> dict[str, Any]:
+    """The user's status as the contract's object, minus the moment it was computed."""
+    return without_timestamp(wizard_status_get(user_id=user.pk).as_message())
+
+
+def outbox_state(user: User | None = None) -> list[dict[str, Any]]:
+    rows = OutboxEvent.objects.order_by("id")
+    if user is not None:
+        rows = rows.filter(user=user)
+    return list(
+        rows.values(
+            "id",
+            "version",
+            "attempts",
+            "claimed_until",
+            "relayed_at",
+            "failed_at",
+            "last_error",
+            "next_attempt_at",
+        )
+    )
+
+
+def history_of(user: User) -> list[dict[str, Any]]:
+    return list(
+        WizardStatusHistory.objects.filter(user=user)
+        .order_by("-version")
+        .values("version", "status", "changed", "causes", "occurred_at", "recorded_at")
+    )
+
+
+def between(moment: datetime | None, start: datetime, end: datetime) -> bool:
+    return moment is not None and start <= moment <= end
+
+
+# Fixtures of this module.
+
+
+@pytest.fixture
+def pushes(settings) -> Iterator[PushWatch]:
+    with watching_pushes(settings) as watch:
+        yield watch
+
+
+@pytest.fixture
+def nudges() -> Iterator[redis.Redis]:
+    with clean_relay_nudges() as client:
+        yield client
+
+
+# Relay basics.
+
+
+@pytest.mark.django_db
+def test_relay_pushes_one_coalesced_status_per_user_and_records_it(pushes):
+    ada, bob = make_user(), make_user()
+    services.profile_update(user_id=ada.pk, first_name="Ada")
+    services.profile_update(user_id=ada.pk, last_name="Lovelace")
+    services.profile_update(user_id=ada.pk, phone_number="+14155552671")
+    services.profile_update(user_id=bob.pk, business_type="retail")
+    services.manual_prompt_save(user_id=bob.pk, content="Be kind.")
+    services.channel_connect(user_id=bob.pk, platform="instagram", external_id="ig-bob")
+    rows_before = outbox_state()
+    first_created = {
+        user.pk: OutboxEvent.objects.filter(user=user).order_by("id").first().created_at
+        for user in (ada, bob)
+    }
+
+    before = timezone.now()
+    report = outbox_relay()
+    after = timezone.now()
+
+    assert report == RelayReport(claimed=6, relayed=6, pushed=2, rescheduled=0, failed=0)
+    received = pushes.take_by_group()
+    assert sorted(received) == sorted([user_group(ada.pk), user_group(bob.pk)])
+    [ada_push] = received[user_group(ada.pk)]
+    [bob_push] = received[user_group(bob.pk)]
+
+    [ada_entry] = history_of(ada)
+    assert ada_push == status_event(ada_entry["status"])
+    assert ada_entry["version"] == 3
+    assert without_timestamp(ada_entry["status"]) == current_status(ada)
+    assert ada_entry["status"]["version"] == 3
+    assert ada_entry["changed"] == ["first_name", "last_name", "phone_number"]
+    assert ada_entry["causes"] == [Topic.PROFILE_UPDATED]
+    assert ada_entry["occurred_at"] == first_created[ada.pk]
+    assert between(ada_entry["recorded_at"], before, after)
+
+    [bob_entry] = history_of(bob)
+    assert bob_push == status_event(bob_entry["status"])
+    assert bob_entry["version"] == 3
+    assert without_timestamp(bob_entry["status"]) == current_status(bob)
+    assert bob_entry["changed"] == [
+        "business_type",
+        "manual_prompt",
+        "channel_connected",
+        "instagram_connected",
+    ]
+    assert bob_entry["causes"] == [
+        Topic.CHANNEL_CONNECTED,
+        Topic.MANUAL_PROMPT_SAVED,
+        Topic.PROFILE_UPDATED,
+    ]
+    assert bob_entry["occurred_at"] == first_created[bob.pk]
+
+    rows_after = outbox_state()
+    assert [row["id"] for row in rows_after] == [row["id"] for row in rows_before]
+    for row, row_before in zip(rows_after, rows_before, strict=True):
+        assert between(row["relayed_at"], before, after)
+        # Claimed once, settled, and nothing else touched.
+        assert row == {**row_before, "attempts": 1, "relayed_at": row["relayed_at"]}
+    assert {(row["attempts"], row["claimed_until"], row["relayed_at"]) for row in rows_before} == {
+        (0, None, None)
+    }
+
+    # Nothing is left: a second relay claims nothing and pushes nothing.
+    assert outbox_relay() == RelayReport()
+    assert pushes.take() == []
+    assert WizardStatusHistory.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_each_run_is_bounded_by_its_batch_size_and_time_budget(pushes):
+    users = [make_user() for _ in range(5)]
+    for user in users:
+        services.profile_update(user_id=user.pk, first_name="Ada")
+
+    # Budget spent after the first batch: one batch, and the rest waits for the next run.
+    assert outbox_relay(batch_size=2, time_budget=0) == RelayReport(claimed=2, relayed=2, pushed=2)
+    assert OutboxEvent.objects.pending().count() == 3
+    # With time to spare a run drains batch after batch until one comes back short.
+    assert outbox_relay(batch_size=2) == RelayReport(claimed=3, relayed=3, pushed=3)
+    assert OutboxEvent.objects.pending().count() == 0
+    assert sorted(group for group, _ in pushes.take()) == sorted(
+        user_group(user.pk) for user in users
+    )
+
+
+@pytest.mark.django_db
+def test_write_that_leaves_the_status_alone_is_relayed_without_a_push(pushes):
+    user = make_user()
+    services.profile_update(user_id=user.pk, first_name="A")
+    assert outbox_relay() == RelayReport(claimed=1, relayed=1, pushed=1)
+    [(group, first_push)] = pushes.take()
+    assert group == user_group(user.pk)
+    assert first_push["status"]["version"] == 1
+
+    services.profile_update(user_id=user.pk, first_name="B")
+    report = outbox_relay()
+
+    assert report == RelayReport(claimed=1, relayed=1, pushed=0)
+    assert pushes.take() == []
+    assert [entry["version"] for entry in history_of(user)] == [1]
+    [_, second_row] = outbox_state(user)
+    assert second_row["version"] == 2
+    assert second_row["relayed_at"] is not None
+    assert second_row["claimed_until"] is None
+
+
+@pytest.mark.django_db
+def test_deactivated_user_is_told_so_instead_of_a_status(pushes):
+    leaving, staying = make_user(), make_user()
+    services.profile_update(user_id=leaving.pk, first_name="Ada")
+    outbox_relay()
+    pushes.take()
+
+    services.user_set_active(user_id=leaving.pk, is_active=False)
+    services.profile_update(user_id=staying.pk, first_name="Bob")
+    report = outbox_relay()
+
+    assert report == RelayReport(claimed=2, relayed=2, pushed=2)
+    received = pushes.take_by_group()
+    assert received == {
+        user_group(leaving.pk): [{"type": "wizard.account_deactivated"}],
+        user_group(staying.pk): [status_event(history_of(staying)[0]["status"])],
+    }
+    # Deactivation is no wizard status change: the history stays as it was.
+    assert [entry["version"] for entry in history_of(leaving)] == [1]
+    assert [entry["version"] for entry in history_of(staying)] == [1]
+    assert [row["relayed_at"] is not None for row in outbox_state(leaving)] == [True, True]
+
+
+# Failures.
+
+
+@pytest.mark.django_db
+def test_unreachable_redis_reschedules_with_backoff_and_never_fails_the_rows(settings, pushes):
+    settings.OUTBOX_BACKOFF_BASE_SECONDS = 30.0
+    settings.OUTBOX_BACKOFF_CAP_SECONDS = 60.0
+    settings.OUTBOX_MAX_ATTEMPTS = 2
+    user = make_user()
+    services.profile_update(user_id=user.pk, first_name="Ada")
+    services.profile_update(user_id=user.pk, last_name="Lovelace")
+    use_channel_layer(settings, address=UNREACHABLE_REDIS)
+
+    before = timezone.now()
+    report = outbox_relay()
+    after = timezone.now()
+
+    assert report == RelayReport(claimed=2, rescheduled=2)
+    error = "ConnectionError: Error 111 connecting to 127.0.0.1:1. Connection refused."
+    rows = outbox_state(user)
+    for row in rows:
+        # First retry after base/2 to base seconds: well in the future.
+        assert between(
+            row.pop("next_attempt_at"),
+            before + timedelta(seconds=15),
+            after + timedelta(seconds=30),
+        )
+        assert row == {
+            "id": row["id"],
+            "version": row["version"],
+            "attempts": 1,
+            "claimed_until": None,
+            "relayed_at": None,
+            "failed_at": None,
+            "last_error": error,
+        }
+    # Not due: a relay now leaves them alone.
+    assert outbox_relay() == RelayReport()
+
+    # Time passes; Redis stays down for many more attempts than OUTBOX_MAX_ATTEMPTS.
+    settings.OUTBOX_BACKOFF_BASE_SECONDS = 0.001
+    settings.OUTBOX_BACKOFF_CAP_SECONDS = 0.001
+    OutboxEvent.objects.filter(user=user).update(next_attempt_at=timezone.now())
+    outcomes = RelayReport()
+    while OutboxEvent.objects.filter(user=user, attempts__lt=5).exists():
+        outcomes.add(relay_when_due())
+        assert OutboxEvent.objects.filter(failed_at__isnull=False).count() == 0
+    assert outcomes == RelayReport(claimed=8, rescheduled=8)
+    assert [(row["attempts"], row["failed_at"]) for row in outbox_state(user)] == [(5, None)] * 2
+    # Nothing was pushed anywhere under this prefix while Redis was unreachable.
+    assert pushes.take() == []
+
+    # Redis is back: the status recorded on the first attempt is pushed, once, as version 2.
+    use_channel_layer(settings, address=real_redis_address())
+    report = relay_when_due()
+
+    assert report == RelayReport(claimed=2, relayed=2, pushed=1)
+    [entry] = history_of(user)
+    assert entry["version"] == 2
+    assert between(entry["recorded_at"], before, after)
+    [(group, event)] = pushes.take()
+    assert group == user_group(user.pk)
+    # Computed afresh at push time: the same status and version, a later timestamp.
+    assert event["type"] == "wizard.status"
+    assert without_timestamp(event["status"]) == without_timestamp(entry["status"])
+    assert event["status"]["timestamp"] > entry["status"]["timestamp"]
+    assert [(row["attempts"], row["last_error"]) for row in outbox_state(user)] == [(6, "")] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_poison_rows_of_one_user_fail_after_max_attempts_without_holding_up_others(
+    settings, pushes, nudges
+):
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    settings.OUTBOX_BACKOFF_BASE_SECONDS = 0.2
+    settings.OUTBOX_BACKOFF_CAP_SECONDS = 0.2
+    poisoned, healthy = make_user(), make_user()
+    services.profile_update(user_id=poisoned.pk, first_name="Ada")
+    services.profile_update(user_id=healthy.pk, first_name="Bob")
+    services.profile_update(user_id=healthy.pk, last_name="Builder")
+    [poisoned_row] = outbox_state(poisoned)
+
+    with history_insert_fails_for(poisoned.pk):
+        before = timezone.now()
+        report = outbox_relay()
+        after = timezone.now()
+
+        # One batch, three rows: the healthy user's two go through, the poisoned one waits.
+        assert report == RelayReport(claimed=3, relayed=2, pushed=1, rescheduled=1)
+        assert pushes.take() == [
+            (user_group(healthy.pk), status_event(history_of(healthy)[0]["status"]))
+        ]
+        assert history_of(poisoned) == []
+        row = outbox_state(poisoned)[0]
+        error = (
+            f"ProgrammingError: {HISTORY_TRIGGER_MESSAGE}\n"
+            "CONTEXT:  PL/pgSQL function test_refuse_history_insert() line 1 at RAISE"
+        )
+        assert between(
+            row.pop("next_attempt_at"),
+            before + timedelta(seconds=0.1),
+            after + timedelta(seconds=0.2),
+        )
+        assert row == {
+            "id": poisoned_row["id"],
+            "version": 1,
+            "attempts": 1,
+            "claimed_until": None,
+            "relayed_at": None,
+            "failed_at": None,
+            "last_error": error,
+        }
+
+        # Each time the poisoned row is due again it shares a batch with a fresh write of
+        # the healthy user, which goes through while the poisoned row is retried, then failed.
+        reports = RelayReport()
+        for change in ({"phone_number": "+14155552671"}, {"business_type": "retail"}):
+            poll_until(
+                lambda: OutboxEvent.objects.filter(
+                    pk=poisoned_row["id"], next_attempt_at__lte=timezone.now()
+                ).exists()
+            )
+            services.profile_update(user_id=healthy.pk, **change)
+            reports.add(outbox_relay())
+        given_up = timezone.now()
+        assert reports == RelayReport(claimed=4, relayed=2, pushed=2, rescheduled=1, failed=1)
+
+        failed = outbox_state(poisoned)[0]
+        assert between(failed["failed_at"], after, given_up)
+        assert failed == {
+            **poisoned_row,
+            "attempts": 3,
+            "failed_at": failed["failed_at"],
+            "next_attempt_at": failed["next_attempt_at"],
+            "last_error": error,
+        }
+        assert history_of(poisoned) == []
+        assert OutboxEvent.objects.filter(user=healthy).pending().count() == 0
+        assert [(group, event["status"]["version"]) for group, event in pushes.take()] == [
+            (user_group(healthy.pk), 3),
+            (user_group(healthy.pk), 4),
+        ]
+
+        # A failed row stays put: the relay no longer claims it.
+        assert outbox_relay() == RelayReport()
+
+    # Fixed and retried from the admin: it is relayed like any other row.
+    relayed_row = OutboxEvent.objects.filter(user=healthy).first().pk
+    retried_at = timezone.now()
+    assert outbox_retry(event_ids=[poisoned_row["id"], relayed_row]) == 1
+    row = outbox_state(poisoned)[0]
+    assert row["next_attempt_at"] >= retried_at
+    assert (row["attempts"], row["failed_at"], row["last_error"], row["relayed_at"]) == (
+        0,
+        None,
+        "",
+        None,
+    )
+    assert outbox_relay() == RelayReport(claimed=1, relayed=1, pushed=1)
+    [entry] = history_of(poisoned)
+    assert entry["version"] == 1
+    assert pushes.take() == [(user_group(poisoned.pk), status_event(entry["status"]))]
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_cap(settings):
+    settings.OUTBOX_BACKOFF_BASE_SECONDS = 0.5
+    settings.OUTBOX_BACKOFF_CAP_SECONDS = 60.0
+    samples = 2000
+    expected_ceiling = {
+        0: 0.5,
+        1: 0.5,
+        2: 1.0,
+        3: 2.0,
+        4: 4.0,
+        5: 8.0,
+        6: 16.0,
+        7: 32.0,
+        8: 60.0,
+        9: 60.0,
+        50: 60.0,
+        # Transient failures retry forever, so the count of attempts has no bound.
+        1100: 60.0,
+        100_000: 60.0,
+    }
+    for attempts, ceiling in expected_ceiling.items():
+        delays = [backoff_delay(attempts).total_seconds() for _ in range(samples)]
+        assert ceiling / 2 <= min(delays), attempts
+        assert max(delays) <= ceiling, attempts
+        # Jitter spreads them over the whole upper half, not a few fixed points.
+        assert min(delays) < ceiling * 0.55, attempts
+        assert max(delays) > ceiling * 0.95, attempts
+        assert len(set(delays)) > samples * 0.95, attempts
+
+
+# The nudge after commit.
+
+
+@pytest.mark.django_db
+def test_a_write_registers_the_relay_nudge_on_commit(django_capture_on_commit_callbacks, nudges):
+    user = make_user()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.profile_update(user_id=user.pk, first_name="Ada")
+    assert callbacks == [relay_request]
+    # Not run yet: nothing queued.
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 0
+    assert nudges.llen(CELERY_QUEUE) == 0
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.profile_update(user_id=user.pk, first_name="Ada")  # no change, no row
+    assert callbacks == []
+
+
+@pytest.mark.django_db
+def test_nudges_after_commit_queue_one_relay_task(django_capture_on_commit_callbacks, nudges):
+    user = make_user()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.profile_update(user_id=user.pk, first_name="Ada")
+        services.profile_update(user_id=user.pk, last_name="Lovelace")
+
+    assert callbacks == [relay_request, relay_request]
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 1
+    [queued] = nudges.lrange(CELERY_QUEUE, 0, -1)
+    message = json.loads(queued)
+    assert message["headers"]["task"] == "outbox.relay"
+    assert message["headers"]["expires"] is not None
+
+
+def test_relay_request_is_debounced_until_cleared(nudges):
+    assert nudges.llen(CELERY_QUEUE) == 0
+
+    relay_request()
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 1
+    assert 0 < nudges.pttl(RELAY_REQUESTED_KEY) <= 5000
+    assert nudges.llen(CELERY_QUEUE) == 1
+
+    relay_request()
+    relay_request()
+    assert nudges.llen(CELERY_QUEUE) == 1
+
+    relay_request_clear()
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 0
+    assert nudges.llen(CELERY_QUEUE) == 1
+
+    relay_request()
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 1
+    assert nudges.llen(CELERY_QUEUE) == 2
+    tasks = [json.loads(raw)["headers"]["task"] for raw in nudges.lrange(CELERY_QUEUE, 0, -1)]
+    assert tasks == ["outbox.relay", "outbox.relay"]
