@@ -6,7 +6,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
+from pydantic import BaseModel
 
 from onboarding.api import router as onboarding_router
 from onboarding.auth import BearerTokenAuth, SessionCookieAuth
@@ -19,6 +21,7 @@ from onboarding.exceptions import (
     UsernameTaken,
     WizardIncomplete,
 )
+from onboarding.schemas import ErrorOut, ValidationErrorOut
 from realtime.api import router as realtime_router
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,63 @@ class JsonBodyParser(Parser):
         return super().parse_body(request)
 
 
-api = NinjaAPI(
+_REF_TEMPLATE = "#/components/schemas/{model}"
+_UNSAFE_METHODS = {"post", "put", "patch", "delete"}
+
+
+def _component(document: OpenAPISchema, model: type[BaseModel]) -> dict:
+    """A $ref to `model`, added to the document's components (with what it nests)."""
+    definition = model.model_json_schema(ref_template=_REF_TEMPLATE)
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, nested in definition.pop("$defs", {}).items():
+        components.setdefault(name, nested)
+    components.setdefault(model.__name__, definition)
+    return {"$ref": _REF_TEMPLATE.format(model=model.__name__)}
+
+
+def _json_answer(description: str, ref: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+class WizardStatusAPI(NinjaAPI):
+    """The NinjaAPI whose OpenAPI document also lists the answers of the API-wide machinery.
+
+    Authentication, the body parser and the error handlers below answer 400, 401, 403, 413
+    and 422 for any operation they apply to; Ninja only documents what each operation
+    declares, so a client reading the document would not know those answers exist.
+    """
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None) -> OpenAPISchema:
+        document = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        error = _component(document, ErrorOut)
+        invalid = _component(document, ValidationErrorOut)
+        for operations in document["paths"].values():
+            for method, operation in operations.items():
+                authenticated = bool(operation.get("security"))
+                unsafe = method in _UNSAFE_METHODS
+                answers = {}
+                if "requestBody" in operation:
+                    answers[400] = _json_answer("Malformed JSON or not a JSON body", error)
+                if authenticated:
+                    unauthorized = _json_answer("No valid Bearer token or session", error)
+                    unauthorized["headers"] = {
+                        "WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}
+                    }
+                    answers[401] = unauthorized
+                if authenticated and unsafe:
+                    answers[403] = _json_answer("Session cookie without a valid CSRF token", error)
+                if "requestBody" in operation or (authenticated and unsafe):
+                    answers[413] = _json_answer("Request body too large", error)
+                if "requestBody" in operation or operation.get("parameters"):
+                    answers[422] = _json_answer("Validation error", invalid)
+                responses = operation["responses"]
+                for status, answer in answers.items():
+                    if status not in responses and str(status) not in responses:
+                        responses[status] = answer
+        return document
+
+
+api = WizardStatusAPI(
     title="Wizard status API",
     version="1.0.0",
     description="Onboarding data, wizard status and realtime tickets.",

@@ -88,6 +88,10 @@ elif env.bool("DATABASE_POOL", default=True):
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
         "timeout": 10,
     }
+    # Our backend checks each pooled connection instead of the pool's own check, which
+    # stalled a process for seconds after a database restart (config/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -165,7 +169,7 @@ WEBSOCKET_REFRESH_LIMIT = (10, 10.0)  # at most 10 refreshes per 10 s per socket
 WEBSOCKET_RECONCILE_INTERVAL_SECONDS = env.float("WEBSOCKET_RECONCILE_INTERVAL", default=2.0)
 WEBSOCKET_MAX_SOCKETS_PER_USER = env.int("WEBSOCKET_MAX_SOCKETS_PER_USER", default=20)
 
-# Celery: Redis broker, tasks acked late so a killed worker's task is redelivered.
+# Celery: Redis broker, tasks acked late so a dead pool child's task is requeued.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -173,10 +177,20 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
-CELERY_WORKER_SEND_TASK_EVENTS = True  # flower
-CELERY_TASK_SEND_SENT_EVENT = True
+# No ack emulation: with it, a worker whose Redis connection dropped while a fetched message
+# waited for a busy pool child exited ("Unrecoverable error", Celery 5.7 and kombu 5.7;
+# tests/outbox/test_worker_broker_loss.py). Without it a killed worker loses what it had
+# fetched instead of getting it back after a visibility timeout: harmless here, the beat
+# sweep relays every second and the purge runs hourly. A dead pool child's task is still
+# requeued (acks late, reject on worker lost).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=True)  # flower
+CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fixup closes the database connection around every task unless this is
+# set: a new connection costs ~7 ms here. config/celery.py instead closes only connections
+# that are broken or older than CONN_MAX_AGE, before each task.
+CELERY_DB_REUSE_MAX = 2**31
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # Outbox relay

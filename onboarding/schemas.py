@@ -149,6 +149,20 @@ class ErrorOut(Schema):
     detail: Any
 
 
+class ValidationErrorItemOut(Schema):
+    model_config = ConfigDict(extra="allow")  # Ninja adds `ctx` to some errors
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ValidationErrorOut(Schema):
+    """Ninja's 422 shape, which `config.api` also gives the services' validation errors."""
+
+    detail: list[ValidationErrorItemOut]
+
+
 class HistoryEntryOut(Schema):
     version: int
     status: dict[str, Any]

@@ -170,17 +170,18 @@ def _relay_batch(events: Sequence[OutboxEvent]) -> RelayReport:
         by_user[event.user_id].append(event)
 
     try:
-        statuses = onboarding_selectors.wizard_statuses_get(user_ids=list(by_user))
-        changes = [
-            onboarding_services.StatusChange(
-                status=status,
-                causes=sorted({event.topic for event in by_user[user_id]}),
-                occurred_at=min(event.created_at for event in by_user[user_id]),
-            )
-            for user_id, status in statuses.items()
-        ]
         with transaction.atomic():
             _skip_commit_flush()
+            _take_turns_with_other_relays(user_ids=list(by_user))
+            statuses = onboarding_selectors.wizard_statuses_get(user_ids=list(by_user))
+            changes = [
+                onboarding_services.StatusChange(
+                    status=status,
+                    causes=sorted({event.topic for event in by_user[user_id]}),
+                    occurred_at=min(event.created_at for event in by_user[user_id]),
+                )
+                for user_id, status in statuses.items()
+            ]
             to_push = onboarding_services.wizard_status_history_record(changes=changes)
         push_events = {status.user_id: status_event(status.as_message()) for status in to_push}
         for user_id, status in statuses.items():
@@ -203,6 +204,24 @@ def _relay_batch(events: Sequence[OutboxEvent]) -> RelayReport:
     metrics.PUSHES.inc(report.pushed)
     _settle_relayed(events, report)
     return report
+
+
+def _take_turns_with_other_relays(*, user_ids: Sequence[int]) -> None:
+    """Relays of the same user read its status and record it one after the other.
+
+    Otherwise a relay holding an older status could record it after a relay with a newer one
+    compared against the history as it stood, found no change and recorded and pushed nothing:
+    the history would end on the older status and sockets show it until the reconciler runs.
+    Transaction-scoped advisory locks keyed by user id, taken in id order (no deadlock); the
+    status is read after them, so it is at least as new as what the previous relay recorded.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(id) FROM unnest(%s::bigint[]) AS id",
+            [sorted(user_ids)],
+        )
 
 
 def _settle_relayed(events: Sequence[OutboxEvent], report: RelayReport) -> None:

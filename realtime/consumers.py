@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -25,6 +26,16 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_NOT_READING = 1008
+
+# Answers to its own frames a client may leave unread before the server lets the socket go.
+# Only a client that stopped reading gets here: frames wait in this queue only once the
+# server's TCP buffers toward it are full.
+MAX_UNSENT_FRAMES = 100
+
+# What waits in a socket's queue: a pushed status, a status answered to the client (first
+# message, refresh), any other answer (pong, error), the close.
+_PUSH, _STATUS, _ANSWER, _CLOSE = "push", "status", "answer", "close"
 
 
 def _comparable(status: dict[str, Any]) -> tuple:
@@ -32,9 +43,17 @@ def _comparable(status: dict[str, Any]) -> tuple:
 
 
 class WizardStatusConsumer(AsyncWebsocketConsumer):
+    """One socket. After the handshake every frame goes out through one writer task, so a
+    client that stops reading stalls that task alone: never this consumer's message loop
+    (group messages would pile up behind it), never the reconciler, never another socket.
+    What waits for such a client is bounded: the newest pushed status, and at most
+    MAX_UNSENT_FRAMES answers before the socket is let go."""
+
     user_id: int | None = None
     group_joined = False
     accepted = False
+    closing = False
+    writer: asyncio.Task | None = None
 
     async def connect(self) -> None:
         failure = self.scope.get("auth_failure")
@@ -53,7 +72,8 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         self.known_version = -1
         self.last_sent: tuple | None = None
         self.refreshes: deque[float] = deque()
-        self.send_lock = asyncio.Lock()
+        self.unsent: deque[tuple[str, str | int | None]] = deque()
+        self.unsent_ready = asyncio.Event()
         registry.add(self)  # right after the count, with no await between: the limit holds
         SOCKET_CONNECTIONS.inc()
         # Join the group before reading the snapshot: a change committed in between is
@@ -61,6 +81,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         await self.join_group()
         await self.accept()
         self.accepted = True
+        self.writer = asyncio.create_task(self.write_unsent())
         logger.info("User %s connected to wizard-status WebSocket", user_id)
         await self.send_fresh_status(force=True)
 
@@ -74,6 +95,8 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         self.group_joined = True
 
     async def disconnect(self, code: int) -> None:
+        if self.writer is not None:
+            self.writer.cancel()
         if self.user_id is None:
             return
         registry.remove(self)
@@ -111,7 +134,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         if message["type"] == "refresh":
             await self.on_refresh()
         elif message["type"] == "ping":
-            await self.send(json.dumps({"type": "pong", "timestamp": _now()}))
+            await self.answer(json.dumps({"type": "pong", "timestamp": _now()}))
         else:
             await self.send_error("unknown_type", "Known types are 'refresh' and 'ping'.")
 
@@ -130,9 +153,55 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         await self.send_fresh_status(force=True)
 
     async def send_error(self, code: str, detail: str, **extra: Any) -> None:
-        await self.send(json.dumps({"type": "error", "code": code, "detail": detail, **extra}))
+        await self.answer(json.dumps({"type": "error", "code": code, "detail": detail, **extra}))
 
-    # Server -> client
+    # Server -> client: queued here, written by `write_unsent`
+
+    async def answer(self, frame: str, kind: str = _ANSWER) -> None:
+        """Queue the answer to a client's frame; let the socket go if it is not reading."""
+        if len(self.unsent) >= MAX_UNSENT_FRAMES:
+            logger.warning("User %s socket does not read its answers; letting it go", self.user_id)
+            await self.disconnect(CLOSE_NOT_READING)
+            raise StopConsumer
+        self.queue_unsent(kind, frame)
+
+    def queue_unsent(self, kind: str, payload: str | int | None) -> None:
+        if self.closing:
+            return
+        if kind == _PUSH:
+            # Only the newest status matters: it replaces a pushed one not yet written,
+            # unless a status answered since comes after that one (versions stay in order).
+            for index in range(len(self.unsent) - 1, -1, -1):
+                queued_kind = self.unsent[index][0]
+                if queued_kind == _PUSH:
+                    self.unsent[index] = (_PUSH, payload)
+                    return
+                if queued_kind == _STATUS:
+                    break
+        self.closing = kind == _CLOSE
+        self.unsent.append((kind, payload))
+        self.unsent_ready.set()
+
+    async def write_unsent(self) -> None:
+        try:
+            while True:
+                await self.unsent_ready.wait()
+                self.unsent_ready.clear()
+                while self.unsent:
+                    kind, payload = self.unsent.popleft()
+                    if kind == _CLOSE:
+                        await super().close(code=payload)
+                        return
+                    await self.send(payload)
+        except Exception:  # the client is gone; its disconnect cleans up
+            logger.debug("User %s socket could not be written to", self.user_id, exc_info=True)
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """After the handshake, behind the frames already queued; never waits for the client."""
+        if self.writer is None:
+            await super().close(code=code, reason=reason)
+        else:
+            self.queue_unsent(_CLOSE, code)
 
     async def send_fresh_status(self, *, force: bool = False) -> None:
         status = await database_sync_to_async(wizard_status_get)(user_id=self.user_id)
@@ -146,18 +215,21 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         """
         if self.user_id is None or not self.accepted:
             return  # the first message, read after accept(), will carry this version
-        async with self.send_lock:  # the reconciler delivers from another task
-            version = status["version"]
-            if version < self.known_version or (version == self.known_version and not force):
-                return
-            comparable = _comparable(status)
-            self.known_version = version
-            if not force and comparable == self.last_sent:
-                return
-            self.last_sent = comparable
-            await self.send(json.dumps(status))
-        if not force:
-            logger.info("Wizard status updated for user %s", self.user_id)
+        # The reconciler delivers from another task: nothing below waits (but for letting go
+        # of a client that does not read its answers), so deciding and queueing are one step.
+        version = status["version"]
+        if version < self.known_version or (version == self.known_version and not force):
+            return
+        comparable = _comparable(status)
+        self.known_version = version
+        if not force and comparable == self.last_sent:
+            return
+        self.last_sent = comparable
+        if force:
+            await self.answer(json.dumps(status), _STATUS)
+            return
+        self.queue_unsent(_PUSH, json.dumps(status))
+        logger.info("Wizard status updated for user %s", self.user_id)
 
     # Group messages from the relay
 

@@ -50,6 +50,20 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children that were reaped, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    total = cpu_seconds(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        total += tree_cpu_seconds(int(child))
+    return total
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
@@ -65,7 +79,11 @@ class Processes:
     def start(self, name: str, argv: list[str], **extra_env: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+            argv,
+            cwd=ROOT,
+            env={**self.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -163,9 +181,7 @@ async def run(args) -> None:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
     }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
-    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     setup_django(database_url, env)
     users = create_users(args.users)
 
@@ -173,28 +189,66 @@ async def run(args) -> None:
     procs = Processes(env, tmp)
     web = procs.start(
         "web",
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--ws-max-size", "4096", "--ws-per-message-deflate", "false",
-         "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ws-max-size",
+            "4096",
+            "--ws-per-message-deflate",
+            "false",
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
     )
     procs.start(
         "worker",
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
-         "--concurrency", str(args.worker_concurrency), "--without-gossip", "--without-mingle"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(args.worker_concurrency),
+            "--without-gossip",
+            "--without-mingle",
+        ],
         # As in the Procfile: prefork children keep their own persistent connection.
         DATABASE_POOL="0",
         CONN_MAX_AGE="60",
     )
     procs.start(
         "beat",
-        [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING",
-         "--schedule", str(tmp / "beat-schedule")],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(tmp / "beat-schedule"),
+        ],
     )
     try:
         base = f"http://127.0.0.1:{port}"
         poll(lambda: http_ok(f"{base}/healthz"), timeout=60, what="the web process")
         poll(lambda: log_contains(tmp / "worker.log", "ready"), timeout=60, what="the worker")
-        await report(args, base, web.pid, users)
+        await report(args, base, web.pid, users, procs)
     finally:
         procs.stop()
         print(f"logs: {tmp}")
@@ -210,7 +264,7 @@ def all_delivered(received, written_users) -> bool:
     return all(seen.get(user_id, -1) >= version for user_id, (version, _) in latest.items())
 
 
-async def report(args, base: str, web_pid: int, users) -> None:
+async def report(args, base: str, web_pid: int, users, procs: Processes) -> None:
     from django.db import connection
 
     from outbox.models import OutboxEvent
@@ -246,16 +300,23 @@ async def report(args, base: str, web_pid: int, users) -> None:
             nonlocal errors
             filled[user_id] = not filled.get(user_id, False)
             value = "Bench" if filled[user_id] else ""
-            response = await client.patch(
-                "/api/v1/accounts/me",
-                json={"first_name": value},
-                headers={"Authorization": f"Bearer {tokens[user_id]}"},
-            )
+            try:
+                response = await client.patch(
+                    "/api/v1/accounts/me",
+                    json={"first_name": value},
+                    headers={"Authorization": f"Bearer {tokens[user_id]}"},
+                )
+            except httpx.HTTPError:
+                errors += 1
+                return
             if response.status_code != 200:
                 errors += 1
 
         user_ids = [uid for uid, _ in users]
         interval = 1.0 / args.rate
+        cpu_before = {name: tree_cpu_seconds(p.pid) for name, p in procs.procs.items()}
+        cpu_before["client"] = cpu_seconds(os.getpid())
+        print(f"writing for {args.duration:.0f} s (web pid {web_pid})", flush=True)
         total = int(args.rate * args.duration)
         started = time.perf_counter()
         tasks = []
@@ -267,6 +328,8 @@ async def report(args, base: str, web_pid: int, users) -> None:
             tasks.append(asyncio.create_task(write(random.choice(user_ids))))
         await asyncio.gather(*tasks)
         write_seconds = time.perf_counter() - started
+        cpu_after = {name: tree_cpu_seconds(p.pid) for name, p in procs.procs.items()}
+        cpu_after["client"] = cpu_seconds(os.getpid())
     # Let the last pushes arrive: wait until the newest version of every written user is in.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all_delivered(received, filled):
@@ -302,10 +365,14 @@ async def report(args, base: str, web_pid: int, users) -> None:
     pending = OutboxEvent.objects.pending().count()
 
     print(f"sockets open            {len(sockets)}")
-    print(f"writes                  {len(created)} in {write_seconds:.1f} s "
-          f"({len(created) / write_seconds:.0f}/s target {args.rate}/s), http errors {errors}")
-    print(f"status frames received  {len(received)} "
-          f"({len(received) / max(write_seconds, 0.001):.0f} pushes/s)")
+    print(
+        f"writes                  {len(created)} in {write_seconds:.1f} s "
+        f"({len(created) / write_seconds:.0f}/s target {args.rate}/s), http errors {errors}"
+    )
+    print(
+        f"status frames received  {len(received)} "
+        f"({len(received) / max(write_seconds, 0.001):.0f} pushes/s)"
+    )
     if latencies:
         print(
             "commit->socket ms       "
@@ -313,8 +380,15 @@ async def report(args, base: str, web_pid: int, users) -> None:
             f"p99 {percentile(latencies, 0.99):.1f}  max {max(latencies):.1f}"
         )
     print(f"writes never delivered  {missed}   outbox rows still pending {pending}")
-    print(f"web RSS                 {rss_before} KiB -> {rss_after} KiB with sockets: "
-          f"{per_socket_kib:.1f} KiB per idle socket")
+    busy = ", ".join(
+        f"{name} {100 * (cpu_after[name] - cpu_before[name]) / write_seconds:.0f}%"
+        for name in cpu_after
+    )
+    print(f"CPU while writing       {busy} (of 200% on two cores)")
+    print(
+        f"web RSS                 {rss_before} KiB -> {rss_after} KiB with sockets: "
+        f"{per_socket_kib:.1f} KiB per idle socket"
+    )
 
 
 def main() -> None:

@@ -97,7 +97,7 @@ def free_port() -> int:
 def database_url(database: Mapping) -> str:
     """A DATABASE_URL for a Django DATABASES entry (after pytest-django: the test database)."""
     engine = database["ENGINE"]
-    if engine != "django.db.backends.postgresql":
+    if engine not in ("django.db.backends.postgresql", "config.postgresql"):
         raise HarnessError(
             f"End-to-end runs need a database other processes can open; got {engine}. "
             "Run them through scripts/test (PostgreSQL)."

@@ -27,6 +27,7 @@ from tests.factories import make_user
 from tests.outbox.test_relay import (
     PushWatch,
     clean_relay_nudges,
+    current_status,
     history_of,
     outbox_state,
     poll_until,
@@ -390,3 +391,63 @@ def test_a_relay_that_died_after_recording_pushes_the_recorded_version(pushes):
     assert event["status"]["version"] == 2
     assert without_timestamp(event["status"]) == without_timestamp(recorded["status"])
     assert history_of(user) == [recorded]
+
+
+def lock_waits() -> int:
+    """How many lock requests wait, over every backend (pg_locks is live, not a snapshot)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0]
+
+
+def test_a_relay_with_an_older_snapshot_never_records_or_pushes_over_a_newer_one(pushes):
+    """Two relays of one user at once, the one that read the status first recording it last.
+
+    Found by the fault suite's reasoning about concurrent relays: the newer relay compared its
+    status with the history as it stood, found no change, recorded and pushed nothing; the
+    older one then recorded and pushed its stale status. The history ended on it and sockets
+    showed it until the reconciler caught up.
+    """
+    user = make_user()
+    services.profile_update(user_id=user.pk, first_name="Ada")
+    assert outbox_relay() == RelayReport(claimed=1, relayed=1, pushed=1)
+    pushes.take()
+    services.profile_update(user_id=user.pk, last_name="Lovelace")  # a new status
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_history_table() -> str:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # History inserts wait behind this; reads of the history do not.
+            cursor.execute("LOCK TABLE onboarding_wizardstatushistory IN SHARE MODE")
+            locked.set()
+            assert release.wait(timeout=30)
+        return "released"
+
+    holder, holder_outcome = in_thread(hold_history_table)
+    try:
+        assert locked.wait(timeout=10)
+        older, older_outcome = in_thread(outbox_relay)
+        poll_until(lambda: lock_waits() == 1)  # it read the status and waits to record it
+        services.profile_update(user_id=user.pk, last_name="")  # back to the first status
+        newer, newer_outcome = in_thread(outbox_relay)
+        # Whether it finishes or waits for the older relay, the older one goes on now.
+        poll_until(lambda: not newer.is_alive() or lock_waits() == 2)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    older.join(timeout=30)
+    newer.join(timeout=30)
+
+    assert holder_outcome == {"value": "released"}
+    assert older_outcome == {"value": RelayReport(claimed=1, relayed=1, pushed=1)}
+    assert newer_outcome == {"value": RelayReport(claimed=1, relayed=1, pushed=1)}
+    current = current_status(user)
+    assert current["version"] == 3
+    newest, middle, oldest = history_of(user)
+    assert [entry["version"] for entry in (newest, middle, oldest)] == [3, 2, 1]
+    assert without_timestamp(newest["status"]) == current
+    assert newest["changed"] == ["last_name"]
+    # Both were pushed; sockets keep the highest version, the current status.
+    pushed = sorted((event["status"] for _, event in pushes.take()), key=lambda s: s["version"])
+    assert [status["version"] for status in pushed] == [2, 3]
+    assert without_timestamp(pushed[-1]) == current
