@@ -26,6 +26,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_MESSAGE_TOO_BIG = 1009
+# A socket let go because its client does not read: the code cannot reach such a client,
+# which sees the connection end; it is what `disconnect` is told.
 CLOSE_NOT_READING = 1008
 
 # Answers to its own frames a client may leave unread before the server lets the socket go.
