@@ -178,11 +178,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # No ack emulation: with it, a worker whose Redis connection dropped while a fetched message
-# waited for a busy pool child exited ("Unrecoverable error", Celery 5.7 and kombu 5.7;
-# tests/outbox/test_worker_broker_loss.py). Without it a killed worker loses what it had
-# fetched instead of getting it back after a visibility timeout: harmless here, the beat
-# sweep relays every second and the purge runs hourly. A dead pool child's task is still
-# requeued (acks late, reject on worker lost).
+# waited for a busy pool child exited ("Unrecoverable error", Celery 5.7 and kombu 5.7).
+# Without it a killed worker loses what it had fetched instead of getting it back after a
+# visibility timeout: harmless here, the beat sweep relays every second and the purge runs
+# hourly. A dead pool child's task is still requeued (acks late, reject on worker lost).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=True)  # flower
 CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
