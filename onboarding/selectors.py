@@ -123,11 +123,19 @@ def compute_wizard_status(snapshot: OnboardingSnapshot, *, computed_at: datetime
     )
 
 
+def _distinct_ids(ids: Sequence[int]) -> list[int]:
+    return list(dict.fromkeys(int(value) for value in ids))
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
 def _snapshot_sql(count: int) -> str:
     # Hand-written: this runs for every push, refresh and socket connect, and building the
     # same statement with the ORM costs several times more than running it.
     user, prompt, channel = (model._meta.db_table for model in (User, ManualPrompt, Channel))
-    placeholders = ", ".join(["%s"] * count)
+    placeholders = _placeholders(count)
     return f"""
         SELECT u.id, u.onboarding_version, u.first_name, u.last_name, u.phone_number,
                u.business_type,
@@ -152,7 +160,7 @@ def db_datetime(value: datetime | str | None) -> datetime | None:
 
 def onboarding_snapshots_get(*, user_ids: Sequence[int]) -> dict[int, OnboardingSnapshot]:
     """Snapshots of many users in one statement, so each is internally consistent."""
-    user_ids = list(dict.fromkeys(int(user_id) for user_id in user_ids))
+    user_ids = _distinct_ids(user_ids)
     if not user_ids:
         return {}
     with connection.cursor() as cursor:
@@ -215,11 +223,11 @@ class LatestHistory:
 
 def status_history_latest(*, user_ids: Sequence[int]) -> dict[int, LatestHistory]:
     """Each user's newest history entry, in one index-backed statement."""
-    user_ids = list(dict.fromkeys(int(user_id) for user_id in user_ids))
+    user_ids = _distinct_ids(user_ids)
     if not user_ids:
         return {}
     table = WizardStatusHistory._meta.db_table
-    placeholders = ", ".join(["%s"] * len(user_ids))
+    placeholders = _placeholders(len(user_ids))
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
