@@ -44,17 +44,22 @@ INSTALLED_APPS = [
     "realtime",
 ]
 
-# Django's own middleware, declared sync-only (see config/middleware.py).
 MIDDLEWARE = [
-    "config.middleware.SecurityMiddleware",
-    "config.middleware.CorsMiddleware",
-    "config.middleware.SessionMiddleware",
-    "config.middleware.CommonMiddleware",
-    "config.middleware.CsrfViewMiddleware",
-    "config.middleware.AuthenticationMiddleware",
-    "config.middleware.MessageMiddleware",
-    "config.middleware.XFrameOptionsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Threads per web process that run HTTP requests (config/asgi.py).
+HTTP_THREADS = env.int("HTTP_THREADS", default=10)
+
+# The admin's messages live in the session: the default cookie storage builds a signer on
+# every request, API requests included.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = None
@@ -81,8 +86,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers wait for the file lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
 elif env.bool("DATABASE_POOL", default=True):
-    # Under ASGI every request runs in a thread of its own, so persistent connections
-    # (CONN_MAX_AGE) would leak; a pool hands warm connections to whichever thread asks.
+    # HTTP requests run on a pool of threads and socket reads on another: a connection pool
+    # hands warm connections to whichever thread asks.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
@@ -169,7 +174,9 @@ WEBSOCKET_REFRESH_LIMIT = (10, 10.0)  # at most 10 refreshes per 10 s per socket
 WEBSOCKET_RECONCILE_INTERVAL_SECONDS = env.float("WEBSOCKET_RECONCILE_INTERVAL", default=2.0)
 WEBSOCKET_MAX_SOCKETS_PER_USER = env.int("WEBSOCKET_MAX_SOCKETS_PER_USER", default=20)
 
-# Celery: Redis broker, tasks acked late so a dead pool child's task is requeued.
+# Celery: Redis broker. The worker runs its tasks on threads (Procfile): a relay task waits
+# on PostgreSQL and Redis most of its time, and a thread starts it ~1 ms sooner than a
+# prefork child, which is handed each message through a pipe.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -181,10 +188,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # waited for a busy pool child exited ("Unrecoverable error", Celery 5.7 and kombu 5.7).
 # Without it a killed worker loses what it had fetched instead of getting it back after a
 # visibility timeout: harmless here, the beat sweep relays every second and the purge runs
-# hourly. A dead pool child's task is still requeued (acks late, reject on worker lost).
+# hourly.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=True)  # flower
-CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
+# Flower learns of a task from the worker's events; a "sent" event would cost every write
+# that nudges the relay another round trip to Redis.
+CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TIMEZONE = "UTC"
 # Celery's Django fixup closes the database connection around every task unless this is
 # set: a new connection costs ~7 ms here. config/celery.py instead closes only connections

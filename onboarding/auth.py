@@ -1,13 +1,13 @@
 """Ninja authentication: a Bearer access token, or the Django session with CSRF."""
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from onboarding.exceptions import InvalidToken
+from onboarding.selectors import active_user_get
 from onboarding.tokens import token_user_id
 
 
@@ -17,7 +17,7 @@ class BearerTokenAuth(HttpBearer):
             user_id = token_user_id(token, expected_type="access")
         except InvalidToken:
             return None
-        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        user = active_user_get(user_id=user_id)
         if user is not None:
             request.user = user
         return user

@@ -6,7 +6,7 @@ onboarding version and inserts the outbox row, all in one `transaction.atomic()`
 A write that changes nothing returns early: no version, no row.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -30,6 +30,7 @@ from onboarding.exceptions import (
 from onboarding.models import Channel, ManualPrompt, User, WizardStatusHistory
 from onboarding.selectors import (
     REQUIREMENTS,
+    LatestHistory,
     WizardStatus,
     status_history_latest,
     wizard_status_get,
@@ -287,14 +288,18 @@ def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return changed
 
 
-def wizard_status_history_record(*, changes: Sequence[StatusChange]) -> list[WizardStatus]:
+def wizard_status_history_record(
+    *, changes: Sequence[StatusChange], latest: Mapping[int, LatestHistory] | None = None
+) -> list[WizardStatus]:
     """Record each status that differs from the user's previous entry; return those to push.
 
     Deterministic per version, so a relay that crashed after recording and before pushing
     decides the same on its retry: an entry already recorded at this version is pushed
-    again, a version older than the newest entry is not pushed at all.
+    again, a version older than the newest entry is not pushed at all. `latest` is each
+    user's newest entry when the caller read it with the statuses.
     """
-    latest = status_history_latest(user_ids=[change.status.user_id for change in changes])
+    if latest is None:
+        latest = status_history_latest(user_ids=[change.status.user_id for change in changes])
     recorded_at = timezone.now()
     to_record: list[WizardStatusHistory] = []
     to_push: list[WizardStatus] = []

@@ -1,7 +1,8 @@
 """The outbox: enqueue in the writer's transaction, then claim, relay and settle.
 
 Claim, send, settle are three steps in two short transactions: rows are claimed with
-`SELECT ... FOR UPDATE SKIP LOCKED` and stamped `claimed_until`, the claim commits, the
+`SELECT ... FOR UPDATE SKIP LOCKED` and stamped `claimed_until`, and the statuses they
+affect are read and recorded in the history, in one transaction; after its commit the
 statuses are pushed with no lock held, and only then are the rows marked relayed (or
 rescheduled). A relay that dies in between leaves a claim that expires, and the rows are
 relayed again: a duplicate push of the same version, which sockets ignore.
@@ -19,6 +20,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 # Module imports, not names: onboarding.services imports this module for outbox_enqueue.
@@ -90,24 +92,12 @@ def backoff_delay(attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
-def _skip_commit_flush() -> None:
-    """Relay bookkeeping need not wait for the disk.
-
-    If the database crashes and loses the last commits, their rows are simply pending or
-    claimable again and are relayed once more with the same version, which sockets ignore.
-    The data changes themselves are committed by the writers with full durability.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
 _CLAIM_SQL = """
     UPDATE {table} SET claimed_until = %s, attempts = attempts + 1
     WHERE id IN (
         SELECT id FROM {table}
         WHERE relayed_at IS NULL AND failed_at IS NULL AND next_attempt_at <= %s
-          AND (claimed_until IS NULL OR claimed_until < %s)
+          AND (claimed_until IS NULL OR claimed_until < %s) {only_ids}
         ORDER BY next_attempt_at, id
         LIMIT %s
         {lock}
@@ -116,27 +106,32 @@ _CLAIM_SQL = """
 """
 
 
-def outbox_claim(*, batch_size: int) -> list[OutboxEvent]:
+def _claim_rows(*, batch_size: int, event_ids: Sequence[int] | None = None) -> list[OutboxEvent]:
     """Claim due pending rows that no live relay holds; skip rows another relay has locked.
 
     One statement: `SELECT ... FOR UPDATE SKIP LOCKED` picks the rows (using the partial
-    index on pending rows) and the enclosing UPDATE stamps them, in one short transaction.
-    Written by hand because the ORM needs two statements and costs more than the database.
+    index on pending rows) and the enclosing UPDATE stamps them. Written by hand because the
+    ORM needs two statements and costs more than the database. Runs in the caller's
+    transaction.
     """
     now = timezone.now()
     claimed_until = now + timedelta(seconds=settings.OUTBOX_CLAIM_TIMEOUT_SECONDS)
     adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = [adapt(claimed_until), adapt(now), adapt(now)]
+    only_ids = ""
+    if event_ids is not None:
+        only_ids = f"AND id IN ({', '.join(['%s'] * len(event_ids))})"
+        params += event_ids
     sql = _CLAIM_SQL.format(
         table=OutboxEvent._meta.db_table,
+        only_ids=only_ids,
         lock="FOR UPDATE SKIP LOCKED"
         if connection.features.has_select_for_update_skip_locked
         else "",
     )
-    with transaction.atomic():
-        _skip_commit_flush()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [adapt(claimed_until), adapt(now), adapt(now), batch_size])
-            rows = cursor.fetchall()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, batch_size])
+        rows = cursor.fetchall()
     return [
         OutboxEvent(
             id=event_id,
@@ -148,6 +143,12 @@ def outbox_claim(*, batch_size: int) -> list[OutboxEvent]:
         )
         for event_id, user_id, topic, version, created_at, attempts in sorted(rows)
     ]
+
+
+def outbox_claim(*, batch_size: int) -> list[OutboxEvent]:
+    """Claim due pending rows in a transaction of their own, and nothing more."""
+    with transaction.atomic():
+        return _claim_rows(batch_size=batch_size)
 
 
 @dataclass
@@ -163,47 +164,60 @@ class RelayReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _relay_batch(events: Sequence[OutboxEvent]) -> RelayReport:
-    report = RelayReport(claimed=len(events))
-    by_user: dict[int, list[OutboxEvent]] = defaultdict(list)
-    for event in events:
-        by_user[event.user_id].append(event)
+@dataclass
+class _ClaimedBatch:
+    events: list[OutboxEvent]
+    push_events: dict[int, dict[str, Any]]
 
+
+class _RecordFailed(Exception):
+    """Claiming or recording failed and was rolled back: these rows are not claimed."""
+
+    def __init__(self, events: list[OutboxEvent], error: Exception) -> None:
+        super().__init__(str(error))
+        self.events = events
+        self.error = error
+
+
+def _claim_and_record(*, batch_size: int, event_ids: Sequence[int] | None = None) -> _ClaimedBatch:
+    """The first of the relay's two short transactions: claim rows, record their statuses.
+
+    Each user's status is read once for all of its claimed rows, after taking that user's
+    turn (see `_take_turns_with_other_relays`), together with the user's newest history
+    entry, and recorded if it changed. No network I/O but the database's: the push happens
+    after the commit, with no lock held.
+    """
+    events: list[OutboxEvent] = []
     try:
         with transaction.atomic():
-            _skip_commit_flush()
-            _take_turns_with_other_relays(user_ids=list(by_user))
-            statuses = onboarding_selectors.wizard_statuses_get(user_ids=list(by_user))
+            events = _claim_rows(batch_size=batch_size, event_ids=event_ids)
+            if not events:
+                return _ClaimedBatch(events=[], push_events={})
+            user_ids = sorted({event.user_id for event in events})
+            _take_turns_with_other_relays(user_ids=user_ids)
+            statuses, latest = onboarding_selectors.wizard_statuses_with_history_get(
+                user_ids=user_ids
+            )
             changes = [
                 onboarding_services.StatusChange(
                     status=status,
-                    causes=sorted({event.topic for event in by_user[user_id]}),
-                    occurred_at=min(event.created_at for event in by_user[user_id]),
+                    causes=sorted({e.topic for e in events if e.user_id == user_id}),
+                    occurred_at=min(e.created_at for e in events if e.user_id == user_id),
                 )
                 for user_id, status in statuses.items()
             ]
-            to_push = onboarding_services.wizard_status_history_record(changes=changes)
-        push_events = {status.user_id: status_event(status.as_message()) for status in to_push}
-        for user_id, status in statuses.items():
-            if not status.is_active:
-                push_events[user_id] = deactivated_event()
-        broadcast_to_users(push_events)
+            to_push = onboarding_services.wizard_status_history_record(
+                changes=changes, latest=latest
+            )
     except Exception as error:
-        if len(by_user) > 1 and not isinstance(error, _TRANSIENT_ERRORS):
-            # Something about one user's data: relay users one by one so it holds up no one.
-            for user_events in by_user.values():
-                report.add(_relay_batch(user_events))
-            report.claimed = len(events)
-            return report
-        _reschedule(events, error, report)
-        return report
-
-    for status in to_push:
-        logger.debug("Relayed wizard status v%s for user %s", status.version, status.user_id)
-    report.pushed = len(push_events)
-    metrics.PUSHES.inc(report.pushed)
-    _settle_relayed(events, report)
-    return report
+        if not events:
+            raise
+        raise _RecordFailed(events, error) from error
+    push_events = {status.user_id: status_event(status.as_message()) for status in to_push}
+    for user_id, status in statuses.items():
+        if not status.is_active:
+            push_events[user_id] = deactivated_event()
+    return _ClaimedBatch(events=events, push_events=push_events)
 
 
 def _take_turns_with_other_relays(*, user_ids: Sequence[int]) -> None:
@@ -224,37 +238,100 @@ def _take_turns_with_other_relays(*, user_ids: Sequence[int]) -> None:
         )
 
 
-def _settle_relayed(events: Sequence[OutboxEvent], report: RelayReport) -> None:
-    with transaction.atomic():
-        _skip_commit_flush()
-        OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(
-            relayed_at=timezone.now(), claimed_until=None, last_error=""
-        )
-    report.relayed = len(events)
+def _by_user(events: Sequence[OutboxEvent]) -> dict[int, list[OutboxEvent]]:
+    by_user: dict[int, list[OutboxEvent]] = defaultdict(list)
+    for event in events:
+        by_user[event.user_id].append(event)
+    return by_user
+
+
+def _relay_next_batch(*, batch_size: int) -> RelayReport:
+    """Claim and record, push, settle. An empty report means nothing was due."""
+    try:
+        batch = _claim_and_record(batch_size=batch_size)
+    except _RecordFailed as failure:
+        return _relay_user_by_user(failure)
+    if not batch.events:
+        return RelayReport()
+    return _push_and_settle(batch)
+
+
+def _relay_user_by_user(failure: _RecordFailed) -> RelayReport:
+    """Something about one user's data failed the batch: relay users one by one.
+
+    The failed transaction claimed nothing, so each user's rows are claimed again on their
+    own; one user's bad data then holds up no one, and its rows count an attempt.
+    """
+    report = RelayReport(claimed=len(failure.events))
+    if isinstance(failure.error, _TRANSIENT_ERRORS) or len(_by_user(failure.events)) == 1:
+        _reschedule(failure.events, failure.error, report, claimed=False)
+        return report
+    for user_events in _by_user(failure.events).values():
+        try:
+            batch = _claim_and_record(
+                batch_size=len(user_events), event_ids=[event.pk for event in user_events]
+            )
+        except _RecordFailed as user_failure:
+            _reschedule(user_failure.events, user_failure.error, report, claimed=False)
+            continue
+        if not batch.events:
+            continue  # another relay took them meanwhile
+        outcome = _push_and_settle(batch)
+        outcome.claimed = 0
+        report.add(outcome)
+    return report
+
+
+def _push_and_settle(batch: _ClaimedBatch) -> RelayReport:
+    report = RelayReport(claimed=len(batch.events))
+    try:
+        broadcast_to_users(batch.push_events)
+    except Exception as error:
+        _reschedule(batch.events, error, report, claimed=True)
+        return report
+    report.pushed = len(batch.push_events)
+    metrics.PUSHES.inc(report.pushed)
+    # One statement in autocommit: no transaction of its own to open and close.
+    OutboxEvent.objects.filter(pk__in=[event.pk for event in batch.events]).update(
+        relayed_at=timezone.now(), claimed_until=None, last_error=""
+    )
+    report.relayed = len(batch.events)
     metrics.RELAYED.inc(report.relayed)
+    return report
 
 
-def _reschedule(events: Sequence[OutboxEvent], error: Exception, report: RelayReport) -> None:
-    """Retry later. Infrastructure outages retry forever; anything else fails after N tries."""
+def _reschedule(
+    events: Sequence[OutboxEvent], error: Exception, report: RelayReport, *, claimed: bool
+) -> None:
+    """Retry later. Infrastructure outages retry forever; anything else fails after N tries.
+
+    `claimed` says whether the rows are still ours (the push failed after the claim
+    committed) or were let go with a rolled-back claim, whose attempt is counted here; such
+    rows are left alone if another relay has claimed them since.
+    """
     transient = isinstance(error, _TRANSIENT_ERRORS)
     description = f"{type(error).__name__}: {error}"[:2000]
-    log = logger.warning if transient else logger.exception
-    log("Relay of %d outbox events failed: %s", len(events), description)
+    logger.log(
+        logging.WARNING if transient else logging.ERROR,
+        "Relay of %d outbox events failed: %s",
+        len(events),
+        description,
+        exc_info=None if transient else error,
+    )
     now = timezone.now()
     try:
         for event in events:
+            rows = OutboxEvent.objects.filter(pk=event.pk, relayed_at__isnull=True)
+            changes: dict[str, Any] = {"claimed_until": None, "last_error": description}
+            if not claimed:
+                rows = rows.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+                changes["attempts"] = F("attempts") + 1
             if not transient and event.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-                OutboxEvent.objects.filter(pk=event.pk).update(
-                    failed_at=now, claimed_until=None, last_error=description
-                )
+                rows.update(failed_at=now, **changes)
                 report.failed += 1
                 metrics.RELAY_FAILED.inc()
             else:
-                OutboxEvent.objects.filter(pk=event.pk).update(
-                    next_attempt_at=now + backoff_delay(event.attempts),
-                    claimed_until=None,
-                    last_error=description,
-                )
+                rows.update(next_attempt_at=now + backoff_delay(event.attempts), **changes)
                 report.rescheduled += 1
                 metrics.RELAY_RETRIES.labels("transient" if transient else "error").inc()
     except DatabaseError:
@@ -270,12 +347,12 @@ def outbox_relay(*, batch_size: int | None = None, time_budget: float | None = N
     total = RelayReport()
     while True:
         started = time.perf_counter()
-        events = outbox_claim(batch_size=batch_size)
-        if not events:
+        report = _relay_next_batch(batch_size=batch_size)
+        if not report.claimed:
             break
-        total.add(_relay_batch(events))
+        total.add(report)
         metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
-        if len(events) < batch_size or time.monotonic() >= deadline:
+        if report.claimed < batch_size or time.monotonic() >= deadline:
             break
     return total
 
