@@ -17,6 +17,7 @@ machine's wall clock.
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -57,10 +58,11 @@ def rss_kib(pid: int) -> int:
     return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its children that were reaped, from /proc."""
+def cpu_seconds(pid: int, *, reaped_children: bool = True) -> float:
+    """CPU time of a process (and of its children that were reaped), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    # utime stime cutime cstime
+    ticks = sum(int(value) for value in fields[11 : 15 if reaped_children else 13])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -211,7 +213,7 @@ async def run(args) -> None:
         base = f"http://127.0.0.1:{port}"
         poll(lambda: http_ok(f"{base}/healthz"), timeout=60, what="the web process")
         poll(lambda: log_contains(tmp / "worker.log", "ready"), timeout=60, what="the worker")
-        await report(args, base, web.pid, users, procs)
+        await report(args, base, web.pid, users, procs, tmp)
     finally:
         procs.stop()
         print(f"logs: {tmp}")
@@ -234,7 +236,66 @@ def unconverged(shown_now: dict[int, tuple], user_ids) -> list[int]:
     ]
 
 
-async def report(args, base: str, web_pid: int, users, procs: Processes) -> None:
+def write_at_rate(
+    base: str, tokens: dict[int, str], rate: float, duration: float, warmup: float, results
+):
+    """The HTTP writer (its own process): PATCH first names of random users at `rate`/s.
+
+    The first `warmup` seconds of writes warm the processes up (connections, caches) and are
+    left out of the figures: they are the writes committed before `measured_from`.
+    """
+
+    async def both() -> dict:
+        filled: dict[int, bool] = {}  # each write flips the user's first name: a new status
+        await _write_at_rate(base, tokens, rate, warmup, filled)
+        cpu_from = time.process_time()
+        results.put(time.time())  # measured from here
+        filled_before = set(filled)
+        outcome = await _write_at_rate(base, tokens, rate, duration, filled)
+        outcome["written"] = sorted(set(filled) | filled_before)
+        outcome["cpu_seconds"] = time.process_time() - cpu_from
+        return outcome
+
+    results.put(asyncio.run(both()))
+
+
+async def _write_at_rate(
+    base: str, tokens: dict[int, str], rate: float, duration: float, filled: dict[int, bool]
+):
+    errors = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+
+        async def write(user_id: int) -> None:
+            nonlocal errors
+            filled[user_id] = not filled.get(user_id, False)
+            value = "Bench" if filled[user_id] else ""
+            try:
+                response = await client.patch(
+                    "/api/v1/accounts/me",
+                    json={"first_name": value},
+                    headers={"Authorization": f"Bearer {tokens[user_id]}"},
+                )
+            except httpx.HTTPError:
+                errors += 1
+                return
+            if response.status_code != 200:
+                errors += 1
+
+        user_ids = list(tokens)
+        interval = 1.0 / rate
+        started = time.perf_counter()
+        tasks = []
+        for n in range(int(rate * duration)):
+            delay = started + n * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(write(random.choice(user_ids))))
+        await asyncio.gather(*tasks)
+    return {"errors": errors, "seconds": time.perf_counter() - started, "written": list(filled)}
+
+
+async def report(args, base: str, web_pid: int, users, procs: Processes, logs: Path) -> None:
     from django.db import connection
 
     from outbox.models import OutboxEvent
@@ -264,46 +325,26 @@ async def report(args, base: str, web_pid: int, users, procs: Processes) -> None
             pass
 
     readers = [asyncio.create_task(read(uid, ws)) for uid, ws, _ in sockets]
-    tokens = dict(users)
-    filled: dict[int, bool] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    errors = 0
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
-
-        async def write(user_id: int) -> None:
-            nonlocal errors
-            filled[user_id] = not filled.get(user_id, False)
-            value = "Bench" if filled[user_id] else ""
-            try:
-                response = await client.patch(
-                    "/api/v1/accounts/me",
-                    json={"first_name": value},
-                    headers={"Authorization": f"Bearer {tokens[user_id]}"},
-                )
-            except httpx.HTTPError:
-                errors += 1
-                return
-            if response.status_code != 200:
-                errors += 1
-
-        user_ids = [uid for uid, _ in users]
-        interval = 1.0 / args.rate
-        cpu_before = {name: tree_cpu_seconds(p.pid) for name, p in procs.procs.items()}
-        cpu_before["client"] = cpu_seconds(os.getpid())
-        print(f"writing for {args.duration:.0f} s (web pid {web_pid})", flush=True)
-        total = int(args.rate * args.duration)
-        started = time.perf_counter()
-        tasks = []
-        for n in range(total):
-            target = started + n * interval
-            delay = target - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(write(random.choice(user_ids))))
-        await asyncio.gather(*tasks)
-        write_seconds = time.perf_counter() - started
-        cpu_after = {name: tree_cpu_seconds(p.pid) for name, p in procs.procs.items()}
-        cpu_after["client"] = cpu_seconds(os.getpid())
+    # The writes come from a process of their own, so this one does nothing but read the
+    # sockets and notes each frame when it arrives, as a browser tab would.
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    writer = spawn.Process(
+        target=write_at_rate,
+        args=(base, dict(users), args.rate, args.duration, args.warmup, results),
+    )
+    print(f"writing for {args.warmup:g} + {args.duration:g} s (web pid {web_pid})", flush=True)
+    writer.start()
+    measured_from = await asyncio.to_thread(results.get)
+    cpu_before = {name: tree_cpu_seconds(p.pid) for name, p in procs.procs.items()}
+    cpu_before["socket client"] = cpu_seconds(os.getpid(), reaped_children=False)
+    outcome = await asyncio.to_thread(results.get)
+    await asyncio.to_thread(writer.join)
+    cpu_after = {name: tree_cpu_seconds(p.pid) for name, p in procs.procs.items()}
+    cpu_after["socket client"] = cpu_seconds(os.getpid(), reaped_children=False)
+    cpu_before["http client"], cpu_after["http client"] = 0.0, outcome["cpu_seconds"]
+    errors, write_seconds, filled = outcome["errors"], outcome["seconds"], outcome["written"]
+    interval = 1.0 / args.rate
     # Let the last pushes arrive: wait until every written user's socket shows its status.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and unconverged(shown_now, filled):
@@ -320,6 +361,7 @@ async def report(args, base: str, web_pid: int, users, procs: Processes) -> None
         for user_id, version, created_at in OutboxEvent.objects.values_list(
             "user_id", "version", "created_at"
         )
+        if created_at.timestamp() >= measured_from
     }
     first_seen: dict[tuple[int, int], float] = {}
     computed_at: dict[tuple[int, int], float] = {}
@@ -328,6 +370,7 @@ async def report(args, base: str, web_pid: int, users, procs: Processes) -> None
         key = (user_id, version)
         first_seen[key] = min(at, first_seen.get(key, at))
     latencies, relay_legs, socket_legs = [], [], []
+    rows = ["user_id,version,committed,relay_read,received"]
     missed = coalesced = 0
     by_user: dict[int, list[tuple[int, float]]] = {}
     for (user_id, version), at in first_seen.items():
@@ -348,17 +391,17 @@ async def report(args, base: str, web_pid: int, users, procs: Processes) -> None
         latencies.append((at - created_at) * 1000)
         relay_legs.append((computed - created_at) * 1000)
         socket_legs.append((at - computed) * 1000)
+        rows.append(f"{user_id},{version},{created_at:.6f},{computed:.6f},{at:.6f}")
     pending = OutboxEvent.objects.pending().count()
+    (logs / "latencies.csv").write_text("\n".join(rows) + "\n")
 
     print(f"sockets open            {len(sockets)}")
     print(
         f"writes                  {len(created)} in {write_seconds:.1f} s "
         f"({len(created) / write_seconds:.0f}/s target {args.rate}/s), http errors {errors}"
     )
-    print(
-        f"status frames received  {len(received)} "
-        f"({len(received) / max(write_seconds, 0.001):.0f} pushes/s)"
-    )
+    frames = sum(1 for _, _, at, _ in received if at >= measured_from)
+    print(f"status frames received  {frames} ({frames / max(write_seconds, 0.001):.0f} pushes/s)")
     if latencies:
         print(
             "commit->socket ms       "
@@ -391,6 +434,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50, help="writes per second")
     parser.add_argument("--duration", type=float, default=20, help="seconds of writing")
+    parser.add_argument(
+        "--warmup", type=float, default=3, help="seconds of writing before the measured ones"
+    )
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--web-processes", type=int, default=2, help="uvicorn --workers")
     asyncio.run(run(parser.parse_args()))
