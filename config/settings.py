@@ -172,6 +172,7 @@ WEBSOCKET_TICKET_TTL_SECONDS = 60
 WEBSOCKET_MAX_FRAME_BYTES = 4096
 WEBSOCKET_REFRESH_LIMIT = (10, 10.0)  # at most 10 refreshes per 10 s per socket
 WEBSOCKET_RECONCILE_INTERVAL_SECONDS = env.float("WEBSOCKET_RECONCILE_INTERVAL", default=2.0)
+WEBSOCKET_RECONCILE_GRACE_SECONDS = 0.25  # for pushes in flight before reading statuses
 WEBSOCKET_MAX_SOCKETS_PER_USER = env.int("WEBSOCKET_MAX_SOCKETS_PER_USER", default=20)
 
 # Celery: Redis broker. The worker runs its tasks on threads (Procfile): a relay task waits

@@ -62,9 +62,10 @@ def outbox_enqueue(
 def relay_request() -> None:
     """Nudge the relay right after a commit, debounced.
 
-    Only the first nudge while a relay task is queued enqueues one; the task clears the
-    flag before it claims, so a row committed after that nudges again and none waits for
-    the sweep. If the nudge is lost (Redis down, process killed), the beat sweep relays.
+    Only the first nudge while a relay task is queued or running enqueues one; the task
+    clears the flag once it finds nothing more to claim, and claims once more after that
+    (`outbox_relay_until_idle`), so no row waits for the sweep. If the nudge is lost (Redis
+    down, process killed), the beat sweep relays.
     """
     if not _redis().set(RELAY_REQUESTED_KEY, 1, nx=True, px=5000):
         return
@@ -339,22 +340,54 @@ def _reschedule(
         logger.warning("Could not reschedule outbox events", exc_info=True)
 
 
+def _relay_batch_timed(*, batch_size: int) -> RelayReport:
+    started = time.perf_counter()
+    report = _relay_next_batch(batch_size=batch_size)
+    if report.claimed:
+        metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
+    return report
+
+
 def outbox_relay(*, batch_size: int | None = None, time_budget: float | None = None) -> RelayReport:
-    """Relay due pending rows in batches until none is left or the time budget is spent."""
+    """Relay due pending rows in batches until one comes back short or the budget is spent."""
     batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
     budget = settings.OUTBOX_RELAY_TIME_BUDGET_SECONDS if time_budget is None else time_budget
     deadline = time.monotonic() + budget
     total = RelayReport()
     while True:
-        started = time.perf_counter()
-        report = _relay_next_batch(batch_size=batch_size)
-        if not report.claimed:
-            break
+        report = _relay_batch_timed(batch_size=batch_size)
         total.add(report)
-        metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
         if report.claimed < batch_size or time.monotonic() >= deadline:
-            break
-    return total
+            return total
+
+
+def outbox_relay_until_idle(*, time_budget: float | None = None) -> RelayReport:
+    """The relay task: claim and relay until a claim finds nothing, then clear the nudge flag.
+
+    While the flag is set, commits send no task of their own (`relay_request`): this loop
+    claims their rows, so under a steady stream of writes one run relays them all in batches
+    instead of one task per write. After the flag is cleared one more claim picks up whatever
+    committed before the clear (its nudge found the flag set); a commit after the clear
+    queues a task. A run that spends its budget hands over to a new task.
+    """
+    batch_size = settings.OUTBOX_RELAY_BATCH_SIZE
+    budget = settings.OUTBOX_RELAY_TIME_BUDGET_SECONDS if time_budget is None else time_budget
+    deadline = time.monotonic() + budget
+    total = RelayReport()
+    flag_cleared = False
+    while True:
+        report = _relay_batch_timed(batch_size=batch_size)
+        total.add(report)
+        if report.claimed:
+            if time.monotonic() >= deadline:
+                relay_request_clear()
+                relay_request()
+                return total
+            continue
+        if flag_cleared:
+            return total
+        relay_request_clear()
+        flag_cleared = True
 
 
 def outbox_retry(*, event_ids: list[int]) -> int:

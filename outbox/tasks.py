@@ -2,14 +2,12 @@
 
 from celery import shared_task
 
-from outbox.services import outbox_purge, outbox_relay, relay_request_clear
+from outbox.services import outbox_purge, outbox_relay_until_idle
 
 
 @shared_task(name="outbox.relay", ignore_result=True, acks_late=False)
 def relay_outbox() -> dict[str, int]:
-    relay_request_clear()  # before claiming: a commit after this point nudges again
-    report = outbox_relay()
-    return vars(report)
+    return vars(outbox_relay_until_idle())
 
 
 @shared_task(name="outbox.purge_relayed", ignore_result=True)

@@ -73,6 +73,16 @@ class SocketRegistry:
                 stale.append(user_id)
         if not stale:
             return
+        # Most sockets found behind have their push on the way: give it a moment to land,
+        # and read the status only of those still behind.
+        await asyncio.sleep(settings.WEBSOCKET_RECONCILE_GRACE_SECONDS)
+        stale = [
+            user_id
+            for user_id in stale
+            if any(c.known_version < versions[user_id][0] for c in sockets[user_id])
+        ]
+        if not stale:
+            return
         statuses = await database_sync_to_async(wizard_statuses_get)(user_ids=stale)
         for user_id in stale:
             status = statuses.get(user_id)

@@ -104,3 +104,30 @@ def test_development_default_starts_without_secret_key():
     result = setup_django()
 
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def _synchronous_commit() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_worker_connections_commit_without_waiting_for_the_disk():
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    from config.celery import _relay_commits_skip_flush, relay_bookkeeping_without_flush
+
+    connection.close()
+    assert _synchronous_commit() == "on"  # web processes: every write is durable
+    relay_bookkeeping_without_flush()  # what a worker runs as it starts
+    try:
+        connection.close()
+        assert _synchronous_commit() == "off"
+    finally:
+        connection_created.disconnect(_relay_commits_skip_flush)
+        connection.close()
+    assert _synchronous_commit() == "on"

@@ -27,11 +27,13 @@ from onboarding import services
 from onboarding.models import User, WizardStatusHistory
 from onboarding.selectors import wizard_status_get
 from outbox.models import OutboxEvent, Topic
+from outbox import services as outbox_services
 from outbox.services import (
     RELAY_REQUESTED_KEY,
     RelayReport,
     backoff_delay,
     outbox_relay,
+    outbox_relay_until_idle,
     outbox_retry,
     relay_request,
     relay_request_clear,
@@ -635,3 +637,54 @@ def test_relay_request_is_debounced_until_cleared(nudges):
     assert nudges.llen(CELERY_QUEUE) == 2
     tasks = [json.loads(raw)["headers"]["task"] for raw in nudges.lrange(CELERY_QUEUE, 0, -1)]
     assert tasks == ["outbox.relay", "outbox.relay"]
+
+
+@pytest.mark.django_db
+def test_a_relay_run_claims_what_committed_while_its_flag_held_nudges_back(
+    pushes, nudges, monkeypatch
+):
+    ada, bob = make_user(), make_user()
+    services.profile_update(user_id=ada.pk, first_name="Ada")
+    relay_request()  # the nudge of that write: a task is queued, the flag is set
+    nudges.delete(CELERY_QUEUE)  # ...and this run is that task
+    real_clear = outbox_services.relay_request_clear
+
+    def write_just_before_the_clear() -> None:
+        # The worst moment: the run found nothing more to claim and is about to clear the
+        # flag. This commit's nudge finds the flag set and queues no task.
+        services.profile_update(user_id=bob.pk, first_name="Bob")
+        relay_request()
+        assert nudges.llen(CELERY_QUEUE) == 0
+        real_clear()
+
+    monkeypatch.setattr(outbox_services, "relay_request_clear", write_just_before_the_clear)
+    report = outbox_relay_until_idle()
+
+    # One more claim after the clear relayed it: nothing waits for the sweep.
+    assert report == RelayReport(claimed=2, relayed=2, pushed=2)
+    assert OutboxEvent.objects.pending().count() == 0
+    assert sorted(group for group, _ in pushes.take()) == sorted(
+        [user_group(ada.pk), user_group(bob.pk)]
+    )
+    # Idle now: the flag is down, so the next commit queues a task of its own.
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 0
+    relay_request()
+    assert nudges.llen(CELERY_QUEUE) == 1
+
+
+@pytest.mark.django_db
+def test_a_relay_run_that_spends_its_budget_hands_over_to_a_new_task(pushes, nudges, settings):
+    settings.OUTBOX_RELAY_BATCH_SIZE = 2
+    users = [make_user() for _ in range(3)]
+    for user in users:
+        services.profile_update(user_id=user.pk, first_name="Ada")
+    nudges.set(RELAY_REQUESTED_KEY, 1)  # this run's own flag
+
+    report = outbox_relay_until_idle(time_budget=0)
+
+    assert report == RelayReport(claimed=2, relayed=2, pushed=2)
+    assert OutboxEvent.objects.pending().count() == 1
+    # The rest goes to a fresh task, queued by this run.
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 1
+    [queued] = nudges.lrange(CELERY_QUEUE, 0, -1)
+    assert json.loads(queued)["headers"]["task"] == "outbox.relay"
