@@ -26,8 +26,8 @@ from django.utils import timezone
 from onboarding import services
 from onboarding.models import User, WizardStatusHistory
 from onboarding.selectors import wizard_status_get
-from outbox.models import OutboxEvent, Topic
 from outbox import services as outbox_services
+from outbox.models import OutboxEvent, Topic
 from outbox.services import (
     RELAY_REQUESTED_KEY,
     RelayReport,
