@@ -33,6 +33,8 @@ from realtime.broadcast import broadcast_to_users, deactivated_event, status_eve
 logger = logging.getLogger(__name__)
 
 RELAY_REQUESTED_KEY = "wizard:outbox:relay-requested"
+RELAY_WAKE_KEY = "wizard:outbox:relay-wake"
+RELAY_FLAG_TTL_MS = 5000  # a relay that died with the flag up holds nudges back this long
 _TRANSIENT_ERRORS = (redis.RedisError, OperationalError, InterfaceError, OSError, TimeoutError)
 _redis_client: redis.Redis | None = None
 
@@ -62,12 +64,18 @@ def outbox_enqueue(
 def relay_request() -> None:
     """Nudge the relay right after a commit, debounced.
 
-    Only the first nudge while a relay task is queued or running enqueues one; the task
-    clears the flag once it finds nothing more to claim, and claims once more after that
-    (`outbox_relay_until_idle`), so no row waits for the sweep. If the nudge is lost (Redis
-    down, process killed), the beat sweep relays.
+    The first nudge while no relay task is queued or running queues one and raises a flag.
+    Every nudge also leaves a wake-up token: a task that found nothing more to claim waits a
+    moment for one (`outbox_relay_until_idle`) and claims again at once, with no new task.
+    One round trip to Redis, a Celery message only when the flag was down. If the nudge is
+    lost (Redis down, process killed), the beat sweep relays.
     """
-    if not _redis().set(RELAY_REQUESTED_KEY, 1, nx=True, px=5000):
+    pipe = _redis().pipeline(transaction=False)
+    pipe.set(RELAY_REQUESTED_KEY, 1, nx=True, px=RELAY_FLAG_TTL_MS)
+    pipe.lpush(RELAY_WAKE_KEY, 1)
+    pipe.ltrim(RELAY_WAKE_KEY, 0, 0)  # one token says it all
+    flag_raised, _, _ = pipe.execute()
+    if not flag_raised:
         return
     from outbox.tasks import relay_outbox
 
@@ -79,6 +87,20 @@ def relay_request_clear() -> None:
         _redis().delete(RELAY_REQUESTED_KEY)
     except redis.RedisError:
         logger.warning("Could not clear the relay request flag", exc_info=True)
+
+
+def _wait_for_wake_up(*, until: float) -> bool:
+    """Wait for a commit's wake-up token until `until` (monotonic); keep the flag up meanwhile."""
+    client = _redis()
+    try:
+        while (left := until - time.monotonic()) > 0:
+            client.pexpire(RELAY_REQUESTED_KEY, RELAY_FLAG_TTL_MS)
+            # Redis reads a timeout that rounds to 0 ms as "forever".
+            if client.blpop([RELAY_WAKE_KEY], timeout=max(min(left, 0.5), 0.01)):
+                return True
+    except redis.RedisError:
+        logger.warning("Could not wait for relay wake-ups", exc_info=True)
+    return False
 
 
 def backoff_delay(attempts: int) -> timedelta:
@@ -361,14 +383,18 @@ def outbox_relay(*, batch_size: int | None = None, time_budget: float | None = N
             return total
 
 
-def outbox_relay_until_idle(*, time_budget: float | None = None) -> RelayReport:
-    """The relay task: claim and relay until a claim finds nothing, then clear the nudge flag.
+def outbox_relay_until_idle(
+    *, time_budget: float | None = None, idle_wait: float = 0.0
+) -> RelayReport:
+    """The nudged relay: claim and relay until a claim finds nothing, then clear the flag.
 
-    While the flag is set, commits send no task of their own (`relay_request`): this loop
-    claims their rows, so under a steady stream of writes one run relays them all in batches
-    instead of one task per write. After the flag is cleared one more claim picks up whatever
-    committed before the clear (its nudge found the flag set); a commit after the clear
-    queues a task. A run that spends its budget hands over to a new task.
+    While the flag is up, commits queue no task of their own (`relay_request`): this loop
+    claims their rows, so a steady stream of writes is relayed by one run in batches instead
+    of one task per write. With `idle_wait`, a run that found nothing waits that long for a
+    commit's wake-up token and claims again at once, without a Celery round trip. After the
+    flag is cleared one more claim picks up whatever committed before the clear (its nudge
+    found the flag up); a commit after the clear queues a task. A run that spends its budget
+    hands over to a new task.
     """
     batch_size = settings.OUTBOX_RELAY_BATCH_SIZE
     budget = settings.OUTBOX_RELAY_TIME_BUDGET_SECONDS if time_budget is None else time_budget
@@ -386,6 +412,8 @@ def outbox_relay_until_idle(*, time_budget: float | None = None) -> RelayReport:
             continue
         if flag_cleared:
             return total
+        if idle_wait and _wait_for_wake_up(until=min(deadline, time.monotonic() + idle_wait)):
+            continue
         relay_request_clear()
         flag_cleared = True
 

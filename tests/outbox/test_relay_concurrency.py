@@ -21,7 +21,14 @@ from onboarding import services
 from onboarding.models import WizardStatusHistory
 from onboarding.selectors import wizard_statuses_get
 from outbox.models import OutboxEvent, Topic
-from outbox.services import RelayReport, outbox_claim, outbox_relay
+from outbox.services import (
+    RELAY_REQUESTED_KEY,
+    RelayReport,
+    outbox_claim,
+    outbox_relay,
+    outbox_relay_until_idle,
+    relay_request,
+)
 from realtime.groups import user_group
 from tests.factories import make_user
 from tests.outbox.test_relay import (
@@ -48,10 +55,10 @@ def pushes(settings) -> Iterator[PushWatch]:
 
 
 @pytest.fixture(autouse=True)
-def no_stray_nudges() -> Iterator[None]:
+def nudges() -> Iterator[Any]:
     """Committed writes nudge the relay through Redis; leave no flag or task behind."""
-    with clean_relay_nudges():
-        yield
+    with clean_relay_nudges() as client:
+        yield client
 
 
 def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -451,3 +458,30 @@ def test_a_relay_with_an_older_snapshot_never_records_or_pushes_over_a_newer_one
     pushed = sorted((event["status"] for _, event in pushes.take()), key=lambda s: s["version"])
     assert [status["version"] for status in pushed] == [2, 3]
     assert without_timestamp(pushed[-1]) == current
+
+
+def test_a_waiting_relay_is_woken_by_the_next_commit_without_a_new_task(pushes, nudges):
+    ada, bob = make_user(), make_user()
+    services.profile_update(user_id=ada.pk, first_name="Ada")  # its nudge queued a task...
+    nudges.delete("celery")  # ...which is the relay started here
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 1
+    relay, outcome = in_thread(lambda: outbox_relay_until_idle(idle_wait=2.0))
+    try:
+        [(group, _)] = poll_until(pushes.take)
+        assert group == user_group(ada.pk)
+
+        # Committed while the relay waits (or still works): the nudge finds the flag up,
+        # queues no task and wakes the running relay, which pushes at once.
+        services.profile_update(user_id=bob.pk, first_name="Bob")
+        [(group, _)] = poll_until(pushes.take, timeout=1.5)
+        assert group == user_group(bob.pk)
+        assert nudges.llen("celery") == 0
+    finally:
+        relay.join(timeout=30)
+
+    # With nothing more for its idle wait it ends, flag down: the next commit queues a task.
+    assert outcome == {"value": RelayReport(claimed=2, relayed=2, pushed=2)}
+    assert OutboxEvent.objects.pending().count() == 0
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 0
+    relay_request()
+    assert nudges.llen("celery") == 1
