@@ -216,16 +216,16 @@ def _claim_and_record(*, batch_size: int, event_ids: Sequence[int] | None = None
             events = _claim_rows(batch_size=batch_size, event_ids=event_ids)
             if not events:
                 return _ClaimedBatch(events=[], push_events={})
-            user_ids = sorted({event.user_id for event in events})
-            _take_turns_with_other_relays(user_ids=user_ids)
+            by_user = _by_user(events)
+            _take_turns_with_other_relays(user_ids=list(by_user))
             statuses, latest = onboarding_selectors.wizard_statuses_with_history_get(
-                user_ids=user_ids
+                user_ids=list(by_user)
             )
             changes = [
                 onboarding_services.StatusChange(
                     status=status,
-                    causes=sorted({e.topic for e in events if e.user_id == user_id}),
-                    occurred_at=min(e.created_at for e in events if e.user_id == user_id),
+                    causes=sorted({event.topic for event in by_user[user_id]}),
+                    occurred_at=min(event.created_at for event in by_user[user_id]),
                 )
                 for user_id, status in statuses.items()
             ]
@@ -270,13 +270,17 @@ def _by_user(events: Sequence[OutboxEvent]) -> dict[int, list[OutboxEvent]]:
 
 def _relay_next_batch(*, batch_size: int) -> RelayReport:
     """Claim and record, push, settle. An empty report means nothing was due."""
+    started = time.perf_counter()
     try:
         batch = _claim_and_record(batch_size=batch_size)
     except _RecordFailed as failure:
-        return _relay_user_by_user(failure)
-    if not batch.events:
-        return RelayReport()
-    return _push_and_settle(batch)
+        report = _relay_user_by_user(failure)
+    else:
+        if not batch.events:
+            return RelayReport()
+        report = _push_and_settle(batch)
+    metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
+    return report
 
 
 def _relay_user_by_user(failure: _RecordFailed) -> RelayReport:
@@ -286,10 +290,11 @@ def _relay_user_by_user(failure: _RecordFailed) -> RelayReport:
     own; one user's bad data then holds up no one, and its rows count an attempt.
     """
     report = RelayReport(claimed=len(failure.events))
-    if isinstance(failure.error, _TRANSIENT_ERRORS) or len(_by_user(failure.events)) == 1:
+    by_user = _by_user(failure.events)
+    if isinstance(failure.error, _TRANSIENT_ERRORS) or len(by_user) == 1:
         _reschedule(failure.events, failure.error, report, claimed=False)
         return report
-    for user_events in _by_user(failure.events).values():
+    for user_events in by_user.values():
         try:
             batch = _claim_and_record(
                 batch_size=len(user_events), event_ids=[event.pk for event in user_events]
@@ -362,14 +367,6 @@ def _reschedule(
         logger.warning("Could not reschedule outbox events", exc_info=True)
 
 
-def _relay_batch_timed(*, batch_size: int) -> RelayReport:
-    started = time.perf_counter()
-    report = _relay_next_batch(batch_size=batch_size)
-    if report.claimed:
-        metrics.RELAY_BATCH_SECONDS.observe(time.perf_counter() - started)
-    return report
-
-
 def outbox_relay(*, batch_size: int | None = None, time_budget: float | None = None) -> RelayReport:
     """Relay due pending rows in batches until one comes back short or the budget is spent."""
     batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
@@ -377,7 +374,7 @@ def outbox_relay(*, batch_size: int | None = None, time_budget: float | None = N
     deadline = time.monotonic() + budget
     total = RelayReport()
     while True:
-        report = _relay_batch_timed(batch_size=batch_size)
+        report = _relay_next_batch(batch_size=batch_size)
         total.add(report)
         if report.claimed < batch_size or time.monotonic() >= deadline:
             return total
@@ -402,7 +399,7 @@ def outbox_relay_until_idle(
     total = RelayReport()
     flag_cleared = False
     while True:
-        report = _relay_batch_timed(batch_size=batch_size)
+        report = _relay_next_batch(batch_size=batch_size)
         total.add(report)
         if report.claimed:
             if time.monotonic() >= deadline:

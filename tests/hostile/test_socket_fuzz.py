@@ -44,8 +44,12 @@ from realtime.reconcile import registry
 from tests.e2e.clients import SOCKET_PATH, ApiUser, LiveSocket, content
 from tests.e2e.harness import ManagedProcess, async_wait_until
 from tests.realtime.conftest import (
+    BINARY,
+    NOT_A_MESSAGE,
+    NOT_JSON,
     PROMPT,
     TIMESTAMP,
+    UNKNOWN_TYPE,
     WS_PATH,
     access_token,
     closed,
@@ -63,19 +67,6 @@ MAX_FRAME_BYTES = 4096
 MAX_SOCKETS_PER_USER = 20
 REFRESHES_PER_WINDOW = 10
 WINDOW_SECONDS = 3600.0
-
-NOT_JSON = {"type": "error", "code": "invalid_json", "detail": "The frame is not valid JSON."}
-NOT_A_MESSAGE = {
-    "type": "error",
-    "code": "invalid_message",
-    "detail": "Send a JSON object with a string 'type'.",
-}
-BINARY = {"type": "error", "code": "invalid_message", "detail": "Binary frames are not supported."}
-UNKNOWN_TYPE = {
-    "type": "error",
-    "code": "unknown_type",
-    "detail": "Known types are 'refresh' and 'ping'.",
-}
 
 # Hypothesis runs many examples inside one test call: the socket (a function-scoped
 # fixture) lives across them on purpose, and the model below carries its state.

@@ -78,6 +78,27 @@ def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]
     return thread, outcome
 
 
+def holding_in_thread(
+    take_lock: Callable[[], Any],
+) -> tuple[threading.Thread, dict[str, Any], threading.Event, threading.Event]:
+    """On a connection of its own, take a lock in a transaction and hold it until released.
+
+    Returns the thread, its outcome ("released" once done), the event set once the lock is
+    held, and the event that releases it.
+    """
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> str:
+        with transaction.atomic():
+            take_lock()
+            locked.set()
+            assert release.wait(timeout=30)
+        return "released"
+
+    holder, outcome = in_thread(hold)
+    return holder, outcome, locked, release
+
+
 def run_behind_barrier(workers: list[Callable[[], Any]]) -> list[Any]:
     """Start every worker at the same moment; return each one's result or exception."""
     barrier = threading.Barrier(len(workers))
@@ -203,16 +224,9 @@ def test_a_row_locked_elsewhere_is_skipped_not_waited_on(pushes):
     services.profile_update(user_id=other_user.pk, first_name="Bob")
     services.profile_update(user_id=other_user.pk, last_name="Builder")
     [locked_row] = outbox_state(locked_user)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock() -> str:
-        with transaction.atomic():
-            OutboxEvent.objects.select_for_update().get(pk=locked_row["id"])
-            locked.set()
-            assert release.wait(timeout=30)
-        return "released"
-
-    holder, holder_outcome = in_thread(hold_lock)
+    holder, holder_outcome, locked, release = holding_in_thread(
+        lambda: OutboxEvent.objects.select_for_update().get(pk=locked_row["id"])
+    )
     try:
         assert locked.wait(timeout=10)
 
@@ -420,17 +434,13 @@ def test_a_relay_with_an_older_snapshot_never_records_or_pushes_over_a_newer_one
     assert outbox_relay() == RelayReport(claimed=1, relayed=1, pushed=1)
     pushes.take()
     services.profile_update(user_id=user.pk, last_name="Lovelace")  # a new status
-    locked, release = threading.Event(), threading.Event()
 
-    def hold_history_table() -> str:
-        with transaction.atomic(), connection.cursor() as cursor:
+    def lock_history_table() -> None:
+        with connection.cursor() as cursor:
             # History inserts wait behind this; reads of the history do not.
             cursor.execute("LOCK TABLE onboarding_wizardstatushistory IN SHARE MODE")
-            locked.set()
-            assert release.wait(timeout=30)
-        return "released"
 
-    holder, holder_outcome = in_thread(hold_history_table)
+    holder, holder_outcome, locked, release = holding_in_thread(lock_history_table)
     try:
         assert locked.wait(timeout=10)
         older, older_outcome = in_thread(outbox_relay)

@@ -37,6 +37,24 @@ WS_PATH = "/ws/wizard-status/"
 TICKET_URL = "/api/v1/realtime/ticket"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 # Long enough that the reconciler never runs inside a test that does not ask for it.
+# The error frames of contract section 2, as the server words them.
+NOT_JSON = {"type": "error", "code": "invalid_json", "detail": "The frame is not valid JSON."}
+NOT_A_MESSAGE = {
+    "type": "error",
+    "code": "invalid_message",
+    "detail": "Send a JSON object with a string 'type'.",
+}
+BINARY = {
+    "type": "error",
+    "code": "invalid_message",
+    "detail": "Binary frames are not supported.",
+}
+UNKNOWN_TYPE = {
+    "type": "error",
+    "code": "unknown_type",
+    "detail": "Known types are 'refresh' and 'ping'.",
+}
+
 RECONCILE_OFF = 60.0
 # How long a test waits for something that should happen at once.
 PROMPT = 3.0

@@ -12,6 +12,10 @@ from django.utils import timezone
 from onboarding.services import channel_connect, manual_prompt_save, profile_update
 from tests.factories import make_complete_user
 from tests.realtime.conftest import (
+    BINARY,
+    NOT_A_MESSAGE,
+    NOT_JSON,
+    UNKNOWN_TYPE,
     access_token,
     assert_status_is_current,
     closed,
@@ -26,23 +30,6 @@ from tests.realtime.conftest import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-NOT_JSON = {"type": "error", "code": "invalid_json", "detail": "The frame is not valid JSON."}
-NOT_A_MESSAGE = {
-    "type": "error",
-    "code": "invalid_message",
-    "detail": "Send a JSON object with a string 'type'.",
-}
-BINARY = {
-    "type": "error",
-    "code": "invalid_message",
-    "detail": "Binary frames are not supported.",
-}
-UNKNOWN_TYPE = {
-    "type": "error",
-    "code": "unknown_type",
-    "detail": "Known types are 'refresh' and 'ping'.",
-}
 
 
 @pytest.fixture
