@@ -18,13 +18,19 @@ from onboarding.exceptions import (
     InvalidToken,
     NotFound,
     PasswordRejected,
+    RateLimited,
+    SignInUnavailable,
     UsernameTaken,
     WizardIncomplete,
+    WrongPassword,
 )
 from onboarding.schemas import ErrorOut, ValidationErrorOut
 from realtime.api import router as realtime_router
 
 logger = logging.getLogger(__name__)
+
+
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 class JsonBodyParser(Parser):
@@ -37,6 +43,13 @@ class JsonBodyParser(Parser):
 
     def parse_body(self, request: HttpRequest):
         content_type = request.content_type or ""
+        if (
+            request.method == "POST"
+            and content_type in _FORM_TYPES
+            and not request.POST
+            and not request.FILES
+        ):
+            return None  # an empty form is no body (what a bare `POST` sends)
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise ValueError("Content-Type must be application/json.")
         return super().parse_body(request)
@@ -123,7 +136,7 @@ def on_invalid_input(request: HttpRequest, error: InvalidInput) -> HttpResponse:
 
 @api.exception_handler(PasswordRejected)
 def on_password_rejected(request: HttpRequest, error: PasswordRejected) -> HttpResponse:
-    body = _validation_error("password", " ".join(error.messages))
+    body = _validation_error(error.field, " ".join(error.messages))
     return api.create_response(request, body, status=422)
 
 
@@ -165,3 +178,25 @@ def on_unauthenticated(request: HttpRequest, error: Exception) -> HttpResponse:
 @api.exception_handler(RequestDataTooBig)
 def on_body_too_big(request: HttpRequest, error: RequestDataTooBig) -> HttpResponse:
     return api.create_response(request, {"detail": "Request body is too large."}, status=413)
+
+
+@api.exception_handler(WrongPassword)
+def on_wrong_password(request: HttpRequest, error: WrongPassword) -> HttpResponse:
+    body = {"code": "wrong_password", "detail": "The current password is not correct."}
+    return api.create_response(request, body, status=400)
+
+
+@api.exception_handler(RateLimited)
+def on_rate_limited(request: HttpRequest, error: RateLimited) -> HttpResponse:
+    body = {"detail": error.detail, "retry_after": error.retry_after}
+    response = api.create_response(request, body, status=429)
+    response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+@api.exception_handler(SignInUnavailable)
+def on_sign_in_unavailable(request: HttpRequest, error: SignInUnavailable) -> HttpResponse:
+    body = {"detail": "Signing in is unavailable for a moment; try again shortly."}
+    response = api.create_response(request, body, status=503)
+    response["Retry-After"] = "5"
+    return response

@@ -32,14 +32,15 @@ elif not DEBUG and (SECRET_KEY == _DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 3
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Before django.contrib.auth: its `changepassword` command is replaced by ours.
+    "onboarding",
+    "config.apps.WizardAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "corsheaders",
-    "onboarding",
     "outbox",
     "realtime",
 ]
@@ -104,21 +105,37 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 AUTH_USER_MODEL = "onboarding.User"
+# Every password check goes through the sign-in attempt limits (onboarding/lockout.py).
+AUTHENTICATION_BACKENDS = ["onboarding.lockout.LockoutModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "onboarding.passwords.NotOnlyWhitespaceValidator"},
+    {"NAME": "onboarding.passwords.CommonWordWithDigitsValidator"},
 ]
 if env.bool("FAST_PASSWORD_HASHER", default=False):
     # Test runs only: the default hasher costs ~300 ms per login on these machines.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default=SECRET_KEY)
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY
+if not DEBUG and len(JWT_SIGNING_KEY.encode()) < 32:
+    raise ImproperlyConfigured("JWT_SIGNING_KEY must be a random string of at least 32 bytes.")
 JWT_ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("JWT_ACCESS_TOKEN_LIFETIME", default=900))
 JWT_REFRESH_TOKEN_LIFETIME = timedelta(
     seconds=env.int("JWT_REFRESH_TOKEN_LIFETIME", default=7 * 24 * 3600)
 )
+# However often it is refreshed, a sign-in (one auth/token call) ends this long after it began.
+JWT_SIGN_IN_LIFETIME = timedelta(seconds=env.int("JWT_SIGN_IN_LIFETIME", default=30 * 24 * 3600))
+
+# Failed password checks allowed before further attempts answer 429, as N/period
+# (onboarding/lockout.py): per account from one client address, and per account in all.
+LOGIN_LOCKOUT_PER_ADDRESS = env.str("LOGIN_LOCKOUT_PER_ADDRESS", default="5/15m")
+LOGIN_LOCKOUT_PER_ACCOUNT = env.str("LOGIN_LOCKOUT_PER_ACCOUNT", default="100/1h")
+# Reverse proxies in front of the web process that append to X-Forwarded-For: the client
+# address is the entry this many from the right. 0: the connection's own address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_CREDENTIALS = True

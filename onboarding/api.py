@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from ninja import Path, Query, Router, Status
 
-from onboarding import selectors, services
+from onboarding import selectors, services, sign_ins
 from onboarding.exceptions import InvalidToken
+from onboarding.lockout import client_address
 from onboarding.models import BusinessType, User
 from onboarding.schemas import (
     BusinessTypeOut,
@@ -18,19 +19,24 @@ from onboarding.schemas import (
     ErrorOut,
     HistoryPageOut,
     LoginOut,
+    LogoutIn,
     ManualPromptIn,
     ManualPromptOut,
+    PasswordChangeIn,
     ProfileOut,
     ProfilePatchIn,
     RefreshIn,
     RegisterIn,
     TokenPairOut,
+    TooManyRequestsOut,
     UserOut,
+    ValidationErrorOut,
     WizardCompleteOut,
     WizardIncompleteOut,
     WizardStatusOut,
+    WrongPasswordOut,
 )
-from onboarding.tokens import TokenPair, token_pair_issue, token_user_id
+from onboarding.tokens import TokenPair
 
 router = Router()
 
@@ -50,28 +56,33 @@ def register(request: HttpRequest, payload: RegisterIn):
     return Status(201, user)
 
 
-@router.post("/auth/token", auth=None, response={200: TokenPairOut, 401: ErrorOut}, tags=["auth"])
+_SIGN_IN_ANSWERS = {401: ErrorOut, 429: TooManyRequestsOut, 503: ErrorOut}
+
+
+@router.post(
+    "/auth/token", auth=None, response={200: TokenPairOut, **_SIGN_IN_ANSWERS}, tags=["auth"]
+)
 def token_obtain(request: HttpRequest, payload: CredentialsIn):
+    """A new sign-in: an access token and the first refresh token of its chain."""
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None:
         return Status(401, {"detail": _INVALID_CREDENTIALS})
-    return Status(200, _token_answer(token_pair_issue(user_id=user.pk)))
+    return Status(200, _token_answer(sign_ins.sign_in_start(user=user)))
 
 
 @router.post(
     "/auth/token/refresh", auth=None, response={200: TokenPairOut, 401: ErrorOut}, tags=["auth"]
 )
 def token_refresh(request: HttpRequest, payload: RefreshIn):
+    """A new pair for the newest refresh token; a spent one ends its whole sign-in."""
     try:
-        user_id = token_user_id(payload.refresh, expected_type="refresh")
+        pair = sign_ins.sign_in_refresh(refresh_token=payload.refresh)
     except InvalidToken:
         return Status(401, {"detail": "Invalid or expired refresh token."})
-    if not User.objects.filter(pk=user_id, is_active=True).exists():
-        return Status(401, {"detail": "Invalid or expired refresh token."})
-    return Status(200, _token_answer(token_pair_issue(user_id=user_id)))
+    return Status(200, _token_answer(pair))
 
 
-@router.post("/auth/login", auth=None, response={200: LoginOut, 401: ErrorOut}, tags=["auth"])
+@router.post("/auth/login", auth=None, response={200: LoginOut, **_SIGN_IN_ANSWERS}, tags=["auth"])
 def session_login(request: HttpRequest, payload: CredentialsIn):
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None:
@@ -82,19 +93,53 @@ def session_login(request: HttpRequest, payload: CredentialsIn):
 
 
 @router.post("/auth/logout", response={204: None}, tags=["auth"])
-def session_logout(request: HttpRequest):
+def session_logout(request: HttpRequest, payload: LogoutIn | None = None):
+    """End the session, the sign-in of the access token that calls, and the named refresh
+    token's sign-in."""
+    claims = getattr(request, "token_claims", None)
+    sign_ins.sign_out(
+        user_id=request.auth.pk,
+        sign_in_id=claims.sign_in_id if claims is not None else None,
+        refresh_token=payload.refresh if payload is not None else None,
+    )
     logout(request)
     return Status(204, None)
 
 
+@router.post(
+    "/auth/password",
+    response={
+        200: TokenPairOut,
+        400: WrongPasswordOut,
+        422: ValidationErrorOut,
+        429: TooManyRequestsOut,
+        503: ErrorOut,
+    },
+    tags=["auth"],
+)
+def password_change(request: HttpRequest, payload: PasswordChangeIn):
+    """Change the password: every token, session and ticket issued before is void, open
+    sockets close (4401). Answers a new pair; a session that made the call is renewed."""
+    pair = sign_ins.user_password_change(
+        user_id=request.auth.pk,
+        current_password=payload.current_password,
+        new_password=payload.new_password,
+        client_address=client_address(request.META),
+    )
+    if getattr(request, "token_claims", None) is None:
+        update_session_auth_hash(request, User.objects.get(pk=request.auth.pk))
+    return Status(200, _token_answer(pair))
+
+
 @router.get("/accounts/me", response=ProfileOut, tags=["accounts"])
 def profile_get(request: HttpRequest):
-    return request.auth
+    return selectors.account_profile_get(user=request.auth)
 
 
 @router.patch("/accounts/me", response=ProfileOut, tags=["accounts"])
 def profile_patch(request: HttpRequest, payload: ProfilePatchIn):
-    return services.profile_update(user_id=request.auth.pk, **payload.dict(exclude_unset=True))
+    profile = services.profile_update(user_id=request.auth.pk, **payload.dict(exclude_unset=True))
+    return selectors.account_profile(user=request.auth, profile=profile)
 
 
 @router.get("/accounts/business-types", response=list[BusinessTypeOut], tags=["accounts"])

@@ -7,19 +7,23 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from onboarding.exceptions import InvalidToken
-from onboarding.selectors import active_user_get
-from onboarding.tokens import token_user_id
+from onboarding.selectors import token_holder_get
+from onboarding.tokens import token_claims
 
 
 class BearerTokenAuth(HttpBearer):
+    """A live access token of an active user: one query checks the user, the credentials
+    generation and the sign-in together."""
+
     def authenticate(self, request: HttpRequest, token: str):
         try:
-            user_id = token_user_id(token, expected_type="access")
+            claims = token_claims(token, expected_type="access")
         except InvalidToken:
             return None
-        user = active_user_get(user_id=user_id)
+        user = token_holder_get(claims=claims).active_user
         if user is not None:
             request.user = user
+            request.token_claims = claims  # logout ends this token's sign-in
         return user
 
 
@@ -42,6 +46,9 @@ class SessionCookieAuth(APIKeyCookie):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
+        # Django's CSRF check reads a form body from the stream; read the body first, so the
+        # operation can still parse it afterwards (else: RawPostDataException, a 500).
+        request.body  # noqa: B018
         if not getattr(request, "_ninja_csrf_exempt", False) and check_csrf(request):
             raise HttpError(403, "CSRF check failed.")
         return user

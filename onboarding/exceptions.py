@@ -15,9 +15,10 @@ class InvalidInput(DomainError):
 
 
 class PasswordRejected(DomainError):
-    def __init__(self, messages: Sequence[str]) -> None:
+    def __init__(self, messages: Sequence[str], *, field: str = "password") -> None:
         super().__init__(" ".join(messages))
         self.messages = list(messages)
+        self.field = field
 
 
 class UsernameTaken(DomainError):
@@ -40,3 +41,21 @@ class WizardIncomplete(DomainError):
 
 class InvalidToken(DomainError):
     pass
+
+
+class WrongPassword(DomainError):
+    """The current password given to change it is not the user's."""
+
+
+class RateLimited(DomainError):
+    """Too many requests of some kind: answered 429 with `retry_after` seconds."""
+
+    detail = "Too many requests; try again later."
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(self.detail)
+        self.retry_after = retry_after
+
+
+class SignInUnavailable(DomainError):
+    """The attempt limits cannot be checked (Redis is unreachable): no password is checked."""

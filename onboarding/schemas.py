@@ -60,6 +60,25 @@ class RefreshIn(StrictIn):
     refresh: Annotated[Line, Field(max_length=4096)]
 
 
+class LogoutIn(StrictIn):
+    refresh: Annotated[Text, Field(max_length=4096)] | None = None
+
+
+class PasswordChangeIn(StrictIn):
+    current_password: Annotated[Text, Field(max_length=4096)]
+    new_password: Annotated[Text, Field(min_length=1, max_length=4096)]
+
+
+class WrongPasswordOut(Schema):
+    code: Literal["wrong_password"] = "wrong_password"
+    detail: str
+
+
+class TooManyRequestsOut(Schema):
+    detail: str
+    retry_after: int
+
+
 class TokenPairOut(Schema):
     access: str
     refresh: str
@@ -163,11 +182,17 @@ class ValidationErrorOut(Schema):
     detail: list[ValidationErrorItemOut]
 
 
+class ActorOut(Schema):
+    kind: Literal["user", "admin", "system"]
+    id: int | None
+
+
 class HistoryEntryOut(Schema):
     version: int
     status: dict[str, Any]
     changed: list[str]
     causes: list[str]
+    actors: list[ActorOut]
     occurred_at: datetime
     recorded_at: datetime
 

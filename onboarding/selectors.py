@@ -19,10 +19,13 @@ from onboarding.models import (
     BusinessType,
     Channel,
     ManualPrompt,
+    OnboardingProfile,
     Platform,
+    SignIn,
     User,
     WizardStatusHistory,
 )
+from onboarding.tokens import TokenClaims
 
 REQUIREMENTS: tuple[str, ...] = (
     "first_name",
@@ -49,6 +52,7 @@ class OnboardingSnapshot:
     telegram_connected: bool
     wizard_completed_at: datetime | None
     is_active: bool = True
+    credentials_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,9 @@ class WizardStatus:
     wizard_complete: bool
     details: dict[str, bool] = field(hash=False)
     computed_at: datetime
+    # Not part of the status object: what the relay needs to decide which sockets close.
     is_active: bool = True
+    credentials_generation: int = 0
 
     @property
     def missing_fields(self) -> list[str]:
@@ -120,6 +126,7 @@ def compute_wizard_status(snapshot: OnboardingSnapshot, *, computed_at: datetime
         details=details,
         computed_at=computed_at,
         is_active=snapshot.is_active,
+        credentials_generation=snapshot.credentials_generation,
     )
 
 
@@ -133,30 +140,36 @@ def _placeholders(count: int) -> str:
 
 def _snapshot_sql(count: int, *, with_latest_history: bool = False) -> str:
     # Hand-written: this runs for every push, refresh and socket connect, and building the
-    # same statement with the ORM costs several times more than running it.
-    user, prompt, channel, history = (
-        model._meta.db_table for model in (User, ManualPrompt, Channel, WizardStatusHistory)
+    # same statement with the ORM costs several times more than running it. A user without
+    # an onboarding row yet reads as empty data at version 0.
+    user, profile, prompt, channel, history = (
+        model._meta.db_table
+        for model in (User, OnboardingProfile, ManualPrompt, Channel, WizardStatusHistory)
     )
     placeholders = _placeholders(count)
     latest_history = (
         f"""
                , (SELECT h.version FROM {history} h WHERE h.user_id = u.id
-                  ORDER BY h.version DESC LIMIT 1)
+                  ORDER BY h.version DESC LIMIT 1) AS history_version
                , (SELECT h.status FROM {history} h WHERE h.user_id = u.id
-                  ORDER BY h.version DESC LIMIT 1)"""
+                  ORDER BY h.version DESC LIMIT 1) AS history_status"""
         if with_latest_history
         else ""
     )
     return f"""
-        SELECT u.id, u.onboarding_version, u.first_name, u.last_name, u.phone_number,
-               u.business_type,
-               EXISTS (SELECT 1 FROM {prompt} p WHERE p.user_id = u.id AND p.content <> ''),
+        SELECT u.id AS user_id, COALESCE(o.version, 0) AS version,
+               COALESCE(o.first_name, '') AS first_name, COALESCE(o.last_name, '') AS last_name,
+               COALESCE(o.phone_number, '') AS phone_number,
+               COALESCE(o.business_type, '') AS business_type,
+               EXISTS (SELECT 1 FROM {prompt} p WHERE p.user_id = u.id AND p.content <> '')
+                   AS has_manual_prompt,
                EXISTS (SELECT 1 FROM {channel} c WHERE c.user_id = u.id
-                       AND c.platform = %s AND c.disconnected_at IS NULL),
+                       AND c.platform = %s AND c.disconnected_at IS NULL) AS instagram_connected,
                EXISTS (SELECT 1 FROM {channel} c WHERE c.user_id = u.id
-                       AND c.platform = %s AND c.disconnected_at IS NULL),
-               u.wizard_completed_at, u.is_active {latest_history}
-        FROM {user} u WHERE u.id IN ({placeholders})
+                       AND c.platform = %s AND c.disconnected_at IS NULL) AS telegram_connected,
+               o.wizard_completed_at, u.is_active, u.credentials_generation {latest_history}
+        FROM {user} u LEFT JOIN {profile} o ON o.user_id = u.id
+        WHERE u.id IN ({placeholders})
     """
 
 
@@ -169,35 +182,36 @@ def db_datetime(value: datetime | str | None) -> datetime | None:
     return value
 
 
-def _snapshot_rows(user_ids: Sequence[int], *, with_latest_history: bool) -> list[tuple]:
+def _rows_by_name(cursor) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _snapshot_rows(user_ids: Sequence[int], *, with_latest_history: bool) -> list[dict[str, Any]]:
     user_ids = _distinct_ids(user_ids)
     if not user_ids:
         return []
     sql = _snapshot_sql(len(user_ids), with_latest_history=with_latest_history)
     with connection.cursor() as cursor:
         cursor.execute(sql, [Platform.INSTAGRAM, Platform.TELEGRAM, *user_ids])
-        return cursor.fetchall()
+        return _rows_by_name(cursor)
 
 
-def _snapshot(row: tuple) -> OnboardingSnapshot:
-    return OnboardingSnapshot(
-        user_id=row[0],
-        version=row[1],
-        first_name=row[2],
-        last_name=row[3],
-        phone_number=row[4],
-        business_type=row[5],
-        has_manual_prompt=bool(row[6]),
-        instagram_connected=bool(row[7]),
-        telegram_connected=bool(row[8]),
-        wizard_completed_at=db_datetime(row[9]),
-        is_active=bool(row[10]),
-    )
+_SNAPSHOT_FIELDS = tuple(OnboardingSnapshot.__dataclass_fields__)
+
+
+def _snapshot(row: dict[str, Any]) -> OnboardingSnapshot:
+    values = {name: row[name] for name in _SNAPSHOT_FIELDS}
+    for flag in ("has_manual_prompt", "instagram_connected", "telegram_connected", "is_active"):
+        values[flag] = bool(values[flag])  # SQLite answers 0 and 1
+    values["wizard_completed_at"] = db_datetime(values["wizard_completed_at"])
+    return OnboardingSnapshot(**values)
 
 
 def onboarding_snapshots_get(*, user_ids: Sequence[int]) -> dict[int, OnboardingSnapshot]:
     """Snapshots of many users in one statement, so each is internally consistent."""
-    return {row[0]: _snapshot(row) for row in _snapshot_rows(user_ids, with_latest_history=False)}
+    rows = _snapshot_rows(user_ids, with_latest_history=False)
+    return {row["user_id"]: _snapshot(row) for row in rows}
 
 
 def onboarding_snapshot_get(*, user_id: int) -> OnboardingSnapshot:
@@ -222,8 +236,17 @@ def wizard_statuses_get(*, user_ids: Sequence[int]) -> dict[int, WizardStatus]:
     }
 
 
-def onboarding_versions_get(*, user_ids: Sequence[int]) -> dict[int, tuple[int, bool]]:
-    """(version, is_active) per user: the cheap check an open socket converges with.
+@dataclass(frozen=True, slots=True)
+class SocketCheck:
+    """What an open socket is compared with every few seconds (`realtime.reconcile`)."""
+
+    version: int
+    is_active: bool
+    credentials_generation: int
+
+
+def socket_checks_get(*, user_ids: Sequence[int]) -> dict[int, SocketCheck]:
+    """Version, activity and credentials generation per user: the reconciler's cheap read.
 
     It runs every few seconds for the users of all open sockets of a web process, so on
     PostgreSQL the ids go as one array: binding a parameter per id cost tens of milliseconds
@@ -232,19 +255,24 @@ def onboarding_versions_get(*, user_ids: Sequence[int]) -> dict[int, tuple[int, 
     user_ids = _distinct_ids(user_ids)
     if not user_ids:
         return {}
-    if connection.vendor != "postgresql":
-        rows = User.objects.filter(pk__in=user_ids).values_list(
-            "pk", "onboarding_version", "is_active"
-        )
-        return {user_id: (version, is_active) for user_id, version, is_active in rows}
+    user, profile = User._meta.db_table, OnboardingProfile._meta.db_table
+    if connection.vendor == "postgresql":
+        condition, params = "u.id = ANY(%s::bigint[])", ["{" + ",".join(map(str, user_ids)) + "}"]
+    else:
+        condition, params = f"u.id IN ({_placeholders(len(user_ids))})", user_ids
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, onboarding_version, is_active FROM {User._meta.db_table} "
-            "WHERE id = ANY(%s::bigint[])",
-            ["{" + ",".join(map(str, user_ids)) + "}"],
+            f"SELECT u.id, COALESCE(o.version, 0), u.is_active, u.credentials_generation "
+            f"FROM {user} u LEFT JOIN {profile} o ON o.user_id = u.id WHERE {condition}",
+            params,
         )
         rows = cursor.fetchall()
-    return {user_id: (version, is_active) for user_id, version, is_active in rows}
+    return {
+        user_id: SocketCheck(
+            version=version, is_active=bool(is_active), credentials_generation=generation
+        )
+        for user_id, version, is_active, generation in rows
+    }
 
 
 def _json(value: Any) -> Any:
@@ -297,11 +325,13 @@ def wizard_statuses_with_history_get(
     statuses: dict[int, WizardStatus] = {}
     latest: dict[int, LatestHistory] = {}
     for row in _snapshot_rows(user_ids, with_latest_history=True):
-        user_id, history_version, history_status = row[0], row[11], row[12]
+        user_id = row["user_id"]
         statuses[user_id] = compute_wizard_status(_snapshot(row), computed_at=now)
-        if history_version is not None:
+        if row["history_version"] is not None:
             latest[user_id] = LatestHistory(
-                user_id=user_id, version=history_version, status=_json(history_status)
+                user_id=user_id,
+                version=row["history_version"],
+                status=_json(row["history_status"]),
             )
     return statuses, latest
 
@@ -325,16 +355,85 @@ def status_history_page(
     return HistoryPage(items=items, next_before_version=items[-1].version if has_more else None)
 
 
-def active_user_get(*, user_id: int) -> User | None:
-    """The active user a valid access token names: every API request with a token asks.
+@dataclass(frozen=True, slots=True)
+class TokenHolder:
+    """Whom a well-signed access token names, and whether it still stands."""
 
-    A raw query: the ORM's `filter(...).first()` spends ~1 ms building this statement,
-    more than the database takes to answer it.
+    user: User | None
+    revoked: bool = False
+
+    @property
+    def active_user(self) -> User | None:
+        """The user, when the token is live and the account active: what the API accepts."""
+        if self.user is None or self.revoked or not self.user.is_active:
+            return None
+        return self.user
+
+
+def token_holder_get(*, claims: TokenClaims) -> TokenHolder:
+    """The user of an access token, with its sign-in checked, in one statement.
+
+    Every API request with a token asks, so revocation costs no round trip of its own: the
+    generation is compared with the user's row and the sign-in is looked up by its key in
+    the same query. A raw query: the ORM's `filter(...).first()` spends ~1 ms building it.
     """
+    sign_ins = SignIn._meta.db_table
     users = User.objects.raw(
-        f"SELECT * FROM {User._meta.db_table} WHERE id = %s AND is_active", [user_id]
+        f"""
+        SELECT u.*, EXISTS (
+            SELECT 1 FROM {sign_ins} s WHERE s.id = %s AND s.user_id = u.id
+              AND s.ended_at IS NULL AND s.expires_at > %s
+        ) AS sign_in_live
+        FROM {User._meta.db_table} u WHERE u.id = %s
+        """,
+        [
+            claims.sign_in_id,
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+            claims.user_id,
+        ],
     )
-    return next(iter(users), None)
+    user = next(iter(users), None)
+    if user is None:
+        return TokenHolder(user=None)
+    revoked = not user.sign_in_live or user.credentials_generation != claims.generation
+    return TokenHolder(user=user, revoked=revoked)
+
+
+def user_credentials_get(*, user_id: int) -> User | None:
+    """The user a ticket or session names (is_active and generation are checked by callers)."""
+    return User.objects.filter(pk=user_id).first()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountProfile:
+    """`GET /accounts/me`: the account and its onboarding data."""
+
+    id: int
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    phone_number: str
+    business_type: str
+    wizard_completed_at: datetime | None
+
+
+def account_profile_get(*, user: User) -> AccountProfile:
+    profile = OnboardingProfile.objects.filter(user_id=user.pk).first() or OnboardingProfile()
+    return account_profile(user=user, profile=profile)
+
+
+def account_profile(*, user: User, profile: OnboardingProfile) -> AccountProfile:
+    return AccountProfile(
+        id=user.pk,
+        username=user.username,
+        email=user.email,
+        first_name=profile.first_name,
+        last_name=profile.last_name,
+        phone_number=profile.phone_number,
+        business_type=profile.business_type,
+        wizard_completed_at=profile.wizard_completed_at,
+    )
 
 
 def manual_prompt_get(*, user_id: int) -> ManualPrompt | None:

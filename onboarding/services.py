@@ -1,9 +1,11 @@
 """Every write to onboarding data.
 
-Each service locks the user's row first (one lock order everywhere, so writers of one user
-queue instead of deadlocking), validates, saves with `update_fields`, bumps the user's
-onboarding version and inserts the outbox row, all in one `transaction.atomic()`.
-A write that changes nothing returns early: no version, no row.
+Each service locks the user's onboarding row first (one lock order everywhere: that row,
+then the user's account row where needed, so writers of one user queue instead of
+deadlocking), validates, saves with `update_fields`, bumps the onboarding version and
+inserts the outbox row naming who made the change, all in one `transaction.atomic()`.
+A write that changes nothing returns early: no version, no row. Nothing else writes this
+data: the account row Django's auth writes holds none of it.
 """
 
 from collections.abc import Mapping, Sequence
@@ -27,7 +29,14 @@ from onboarding.exceptions import (
     UsernameTaken,
     WizardIncomplete,
 )
-from onboarding.models import Channel, ManualPrompt, User, WizardStatusHistory
+from onboarding.models import (
+    Channel,
+    ManualPrompt,
+    OnboardingProfile,
+    SignInEnd,
+    User,
+    WizardStatusHistory,
+)
 from onboarding.selectors import (
     REQUIREMENTS,
     LatestHistory,
@@ -35,7 +44,8 @@ from onboarding.selectors import (
     status_history_latest,
     wizard_status_get,
 )
-from outbox.models import Topic
+from onboarding.sign_ins import credentials_void
+from outbox.models import Actor, Topic
 from outbox.services import outbox_enqueue
 
 
@@ -47,24 +57,45 @@ class _Unset:
 UNSET: Final = _Unset()
 
 
-def _lock_user(user_id: int) -> User:
-    try:
-        return User.objects.select_for_update().get(pk=user_id)
-    except User.DoesNotExist:
-        raise NotFound(f"User {user_id} does not exist.") from None
+def _lock_profile(user_id: int) -> OnboardingProfile:
+    """The user's onboarding row, locked; created on the first write if missing."""
+    profile = OnboardingProfile.objects.select_for_update().filter(user_id=user_id).first()
+    if profile is not None:
+        return profile
+    # Foreign keys are checked at commit on PostgreSQL: ask first.
+    if not User.objects.filter(pk=user_id).exists():
+        raise NotFound(f"User {user_id} does not exist.")
+    # A concurrent first write may insert it too: the second insert waits for the first and
+    # does nothing, then waits for its lock.
+    OnboardingProfile.objects.bulk_create(
+        [OnboardingProfile(user_id=user_id)], ignore_conflicts=True
+    )
+    return OnboardingProfile.objects.select_for_update().get(user_id=user_id)
 
 
 def _record_change(
-    user: User, *, topic: Topic, update_fields: list[str], payload: dict[str, Any]
+    profile: OnboardingProfile,
+    *,
+    topic: Topic,
+    update_fields: list[str],
+    payload: dict[str, Any],
+    actor: Actor | None,
 ) -> None:
-    """Save the locked user's changed fields with the next version, and its outbox row."""
-    user.onboarding_version += 1
-    user.save(update_fields=[*update_fields, "onboarding_version"])
-    outbox_enqueue(user_id=user.pk, topic=topic, version=user.onboarding_version, payload=payload)
+    """Save the locked profile's changed fields with the next version, and its outbox row."""
+    profile.version += 1
+    profile.save(update_fields=[*update_fields, "version"])
+    outbox_enqueue(
+        user_id=profile.user_id,
+        topic=topic,
+        version=profile.version,
+        payload=payload,
+        actor=actor or Actor.user(profile.user_id),
+    )
 
 
 def user_register(*, username: str, password: str, email: str = "") -> User:
-    # NFKC, as Django's create_user does, so a fullwidth "alice" is not a second "alice".
+    # NFKC, as Django's create_user does, so a fullwidth "alice" is not a second "alice";
+    # login looks names up the same way (AccountManager.get_by_natural_key).
     username = User.normalize_username(username).strip()
     email = email.strip()
     if not username:
@@ -86,12 +117,13 @@ def user_register(*, username: str, password: str, email: str = "") -> User:
     except ValidationError as error:
         raise PasswordRejected(error.messages) from None
 
-    if User.objects.filter(username__iexact=username).exists():
-        raise UsernameTaken(username)
     candidate.set_password(password)
     try:
+        # The database decides, in any case (a unique index on the upper-cased name):
+        # concurrent registrations of "Ann" and "ANN" cannot both pass a check made first.
         with transaction.atomic():
             candidate.save()
+            OnboardingProfile.objects.create(user=candidate)
     except IntegrityError:
         raise UsernameTaken(username) from None
     return candidate
@@ -104,8 +136,12 @@ def profile_update(
     last_name: str | _Unset | None = UNSET,
     phone_number: str | _Unset | None = UNSET,
     business_type: str | _Unset | None = UNSET,
-) -> User:
-    """Change any of the profile fields; `None` or "" clears one, UNSET leaves it alone."""
+    actor: Actor | None = None,
+) -> OnboardingProfile:
+    """Change any of the profile fields; `None` or "" clears one, UNSET leaves it alone.
+
+    `actor` is who makes the change: the user themself unless said otherwise (the admin).
+    """
     cleaned: dict[str, str] = {}
     if first_name is not UNSET:
         cleaned["first_name"] = validators.clean_name("first_name", first_name)
@@ -117,47 +153,58 @@ def profile_update(
         cleaned["business_type"] = validators.clean_business_type(business_type)
 
     with transaction.atomic():
-        user = _lock_user(user_id)
-        changed = [name for name, value in cleaned.items() if getattr(user, name) != value]
+        profile = _lock_profile(user_id)
+        changed = [name for name, value in cleaned.items() if getattr(profile, name) != value]
         if not changed:
-            return user
+            return profile
         for name in changed:
-            setattr(user, name, cleaned[name])
+            setattr(profile, name, cleaned[name])
         _record_change(
-            user, topic=Topic.PROFILE_UPDATED, update_fields=changed, payload={"fields": changed}
+            profile,
+            topic=Topic.PROFILE_UPDATED,
+            update_fields=changed,
+            payload={"fields": changed},
+            actor=actor,
         )
-    return user
+    return profile
 
 
-def manual_prompt_save(*, user_id: int, content: str) -> ManualPrompt:
+def manual_prompt_save(*, user_id: int, content: str, actor: Actor | None = None) -> ManualPrompt:
     content = validators.clean_manual_prompt(content)
     with transaction.atomic():
-        user = _lock_user(user_id)
-        prompt = ManualPrompt.objects.filter(user=user).first()
+        profile = _lock_profile(user_id)
+        prompt = ManualPrompt.objects.filter(user_id=user_id).first()
         if prompt is not None and prompt.content == content:
             return prompt
         now = timezone.now()
         if prompt is None:
-            prompt = ManualPrompt.objects.create(user=user, content=content, updated_at=now)
+            prompt = ManualPrompt.objects.create(user_id=user_id, content=content, updated_at=now)
         else:
             prompt.content = content
             prompt.updated_at = now
             prompt.save(update_fields=["content", "updated_at"])
         _record_change(
-            user,
+            profile,
             topic=Topic.MANUAL_PROMPT_SAVED,
             update_fields=[],
             payload={"blank": content == ""},
+            actor=actor,
         )
     return prompt
 
 
-def manual_prompt_delete(*, user_id: int) -> None:
+def manual_prompt_delete(*, user_id: int, actor: Actor | None = None) -> None:
     with transaction.atomic():
-        user = _lock_user(user_id)
-        deleted, _ = ManualPrompt.objects.filter(user=user).delete()
+        profile = _lock_profile(user_id)
+        deleted, _ = ManualPrompt.objects.filter(user_id=user_id).delete()
         if deleted:
-            _record_change(user, topic=Topic.MANUAL_PROMPT_DELETED, update_fields=[], payload={})
+            _record_change(
+                profile,
+                topic=Topic.MANUAL_PROMPT_DELETED,
+                update_fields=[],
+                payload={},
+                actor=actor,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,25 +214,30 @@ class ChannelConnection:
 
 
 def channel_connect(
-    *, user_id: int, platform: str, external_id: str, name: str | None = None
+    *,
+    user_id: int,
+    platform: str,
+    external_id: str,
+    name: str | None = None,
+    actor: Actor | None = None,
 ) -> ChannelConnection:
     platform = validators.clean_platform(platform)
     external_id = validators.clean_external_id(external_id)
     name = validators.clean_channel_name(name)
     with transaction.atomic():
-        user = _lock_user(user_id)
+        profile = _lock_profile(user_id)
         active = Channel.objects.filter(
             platform=platform, external_id=external_id, disconnected_at__isnull=True
         ).first()
         if active is not None:
-            if active.user_id != user.pk:
+            if active.user_id != user_id:
                 raise ChannelTaken(f"{platform} account {external_id} belongs to another user.")
             return ChannelConnection(channel=active, created=False)
         try:
             # A savepoint: the owner check above can race with another user's connect.
             with transaction.atomic():
                 channel = Channel.objects.create(
-                    user=user,
+                    user_id=user_id,
                     platform=platform,
                     external_id=external_id,
                     name=name,
@@ -196,29 +248,31 @@ def channel_connect(
                 f"{platform} account {external_id} belongs to another user."
             ) from None
         _record_change(
-            user,
+            profile,
             topic=Topic.CHANNEL_CONNECTED,
             update_fields=[],
             payload={"channel_id": channel.pk, "platform": platform},
+            actor=actor,
         )
     return ChannelConnection(channel=channel, created=True)
 
 
-def channel_disconnect(*, user_id: int, channel_id: int) -> None:
+def channel_disconnect(*, user_id: int, channel_id: int, actor: Actor | None = None) -> None:
     with transaction.atomic():
-        user = _lock_user(user_id)
+        profile = _lock_profile(user_id)
         channel = Channel.objects.filter(
-            pk=channel_id, user=user, disconnected_at__isnull=True
+            pk=channel_id, user_id=user_id, disconnected_at__isnull=True
         ).first()
         if channel is None:
             raise NotFound(f"Channel {channel_id} not found.")
         channel.disconnected_at = timezone.now()
         channel.save(update_fields=["disconnected_at"])
         _record_change(
-            user,
+            profile,
             topic=Topic.CHANNEL_DISCONNECTED,
             update_fields=[],
             payload={"channel_id": channel.pk, "platform": channel.platform},
+            actor=actor,
         )
 
 
@@ -228,38 +282,50 @@ class WizardCompletion:
     status: WizardStatus
 
 
-def wizard_complete(*, user_id: int) -> WizardCompletion:
+def wizard_complete(*, user_id: int, actor: Actor | None = None) -> WizardCompletion:
     """Mark the wizard complete once every requirement is met; idempotent afterwards."""
     with transaction.atomic():
-        user = _lock_user(user_id)
-        if user.wizard_completed_at is None:
+        profile = _lock_profile(user_id)
+        if profile.wizard_completed_at is None:
             # Read under the row lock: no write of this user can slip in between.
-            status = wizard_status_get(user_id=user.pk)
+            status = wizard_status_get(user_id=user_id)
             if not status.can_complete:
                 raise WizardIncomplete(status.missing_fields)
-            user.wizard_completed_at = timezone.now()
+            profile.wizard_completed_at = timezone.now()
             _record_change(
-                user,
+                profile,
                 topic=Topic.WIZARD_COMPLETED,
                 update_fields=["wizard_completed_at"],
                 payload={},
+                actor=actor,
             )
-        status = wizard_status_get(user_id=user.pk)
-    return WizardCompletion(completed_at=user.wizard_completed_at, status=status)
+        status = wizard_status_get(user_id=user_id)
+    return WizardCompletion(completed_at=profile.wizard_completed_at, status=status)
 
 
-def user_set_active(*, user_id: int, is_active: bool) -> User:
-    """(De)activate an account; the relay closes a deactivated user's sockets."""
+def user_set_active(*, user_id: int, is_active: bool, actor: Actor | None = None) -> User:
+    """(De)activate an account; the relay closes a deactivated user's sockets (4403).
+
+    Deactivation also voids every credential issued before it, so reactivating the account
+    brings none of them back.
+    """
     with transaction.atomic():
-        user = _lock_user(user_id)
+        profile = _lock_profile(user_id)
+        user = User.objects.select_for_update().get(pk=user_id)
         if user.is_active == is_active:
             return user
         user.is_active = is_active
+        update_fields = ["is_active"]
+        if not is_active:
+            credentials_void(user, reason=SignInEnd.DEACTIVATED)
+            update_fields.append("credentials_generation")
+        user.save(update_fields=update_fields)
         _record_change(
-            user,
+            profile,
             topic=Topic.ACCOUNT_ACTIVATION_CHANGED,
-            update_fields=["is_active"],
+            update_fields=[],
             payload={"is_active": is_active},
+            actor=actor,
         )
     return user
 
@@ -270,6 +336,7 @@ class StatusChange:
 
     status: WizardStatus
     causes: list[str]
+    actors: list[dict[str, Any]]
     occurred_at: datetime
 
 
@@ -329,6 +396,7 @@ def wizard_status_history_record(
                 status=status.as_message(),
                 changed=changed,
                 causes=change.causes,
+                actors=change.actors,
                 occurred_at=change.occurred_at,
                 recorded_at=recorded_at,
             )

@@ -29,6 +29,8 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "user",
         "topic",
         "version",
+        "actor_kind",
+        "actor_id",
         "state",
         "attempts",
         "created_at",

@@ -1,3 +1,6 @@
+from dataclasses import dataclass
+from typing import Any, Literal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -13,6 +16,39 @@ class Topic(models.TextChoices):
     CHANNEL_DISCONNECTED = "onboarding.channel_disconnected", "Channel disconnected"
     WIZARD_COMPLETED = "onboarding.wizard_completed", "Wizard completed"
     ACCOUNT_ACTIVATION_CHANGED = "onboarding.account_activation_changed", "Account (de)activated"
+    # Not a change of onboarding data: every credential issued before is void, and the
+    # user's open sockets are closed.
+    CREDENTIALS_REVOKED = "onboarding.credentials_revoked", "Credentials revoked"
+
+
+class ActorKind(models.TextChoices):
+    # Stored values: never rename one.
+    USER = "user", "The user"
+    ADMIN = "admin", "An administrator"
+    SYSTEM = "system", "The system"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change: the user, an administrator (their user id), or the system."""
+
+    kind: Literal["user", "admin", "system"]
+    id: int | None
+
+    @classmethod
+    def user(cls, user_id: int) -> "Actor":
+        return cls(ActorKind.USER.value, user_id)
+
+    @classmethod
+    def admin(cls, admin_id: int) -> "Actor":
+        return cls(ActorKind.ADMIN.value, admin_id)
+
+    @classmethod
+    def system(cls) -> "Actor":
+        return cls(ActorKind.SYSTEM.value, None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id}
 
 
 PENDING = Q(relayed_at__isnull=True, failed_at__isnull=True)
@@ -33,7 +69,7 @@ class OutboxEvent(models.Model):
     """One committed change to a user's onboarding data, waiting to be relayed.
 
     Written in the same transaction as the change itself. `version` is the user's
-    onboarding version after the change.
+    onboarding version after the change; the actor is who made it.
     """
 
     user = models.ForeignKey(
@@ -42,6 +78,8 @@ class OutboxEvent(models.Model):
     topic = models.CharField(max_length=64, choices=Topic.choices)
     payload = models.JSONField(default=dict, blank=True)
     version = models.BigIntegerField()
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_id = models.BigIntegerField(null=True, blank=True, help_text="The admin's user id")
     created_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -69,6 +107,10 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} for user {self.user_id} (v{self.version})"
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.actor_kind, self.actor_id)
 
     @property
     def state(self) -> str:

@@ -27,8 +27,13 @@ from django.utils import timezone
 from onboarding import selectors as onboarding_selectors
 from onboarding import services as onboarding_services
 from outbox import metrics
-from outbox.models import OutboxEvent, Topic
-from realtime.broadcast import broadcast_to_users, deactivated_event, status_event
+from outbox.models import Actor, OutboxEvent, Topic
+from realtime.broadcast import (
+    broadcast_to_users,
+    credentials_revoked_event,
+    deactivated_event,
+    status_event,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +54,23 @@ def _redis() -> redis.Redis:
 
 
 def outbox_enqueue(
-    *, user_id: int, topic: Topic, version: int, payload: dict[str, Any] | None = None
+    *,
+    user_id: int,
+    topic: Topic,
+    version: int,
+    actor: Actor,
+    payload: dict[str, Any] | None = None,
 ) -> OutboxEvent:
     """Insert one outbox row. Must run inside the transaction that made the change."""
     if not connection.in_atomic_block:
         raise RuntimeError("outbox_enqueue must run inside the transaction of the change")
     event = OutboxEvent.objects.create(
-        user_id=user_id, topic=topic, version=version, payload=payload or {}
+        user_id=user_id,
+        topic=topic,
+        version=version,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        payload=payload or {},
     )
     transaction.on_commit(relay_request, robust=True)
     return event
@@ -125,7 +140,7 @@ _CLAIM_SQL = """
         LIMIT %s
         {lock}
     )
-    RETURNING id, user_id, topic, version, created_at, attempts
+    RETURNING id, user_id, topic, version, actor_kind, actor_id, created_at, attempts
 """
 
 
@@ -161,10 +176,14 @@ def _claim_rows(*, batch_size: int, event_ids: Sequence[int] | None = None) -> l
             user_id=user_id,
             topic=topic,
             version=version,
+            actor_kind=actor_kind,
+            actor_id=actor_id,
             created_at=onboarding_selectors.db_datetime(created_at),
             attempts=attempts,
         )
-        for event_id, user_id, topic, version, created_at, attempts in sorted(rows)
+        for event_id, user_id, topic, version, actor_kind, actor_id, created_at, attempts in sorted(
+            rows
+        )
     ]
 
 
@@ -190,7 +209,7 @@ class RelayReport:
 @dataclass
 class _ClaimedBatch:
     events: list[OutboxEvent]
-    push_events: dict[int, dict[str, Any]]
+    push_events: dict[int, list[dict[str, Any]]]
 
 
 class _RecordFailed(Exception):
@@ -222,12 +241,7 @@ def _claim_and_record(*, batch_size: int, event_ids: Sequence[int] | None = None
                 user_ids=list(by_user)
             )
             changes = [
-                onboarding_services.StatusChange(
-                    status=status,
-                    causes=sorted({event.topic for event in by_user[user_id]}),
-                    occurred_at=min(event.created_at for event in by_user[user_id]),
-                )
-                for user_id, status in statuses.items()
+                _status_change(status, by_user[user_id]) for user_id, status in statuses.items()
             ]
             to_push = onboarding_services.wizard_status_history_record(
                 changes=changes, latest=latest
@@ -236,11 +250,40 @@ def _claim_and_record(*, batch_size: int, event_ids: Sequence[int] | None = None
         if not events:
             raise
         raise _RecordFailed(events, error) from error
-    push_events = {status.user_id: status_event(status.as_message()) for status in to_push}
+    return _ClaimedBatch(events=events, push_events=_push_events(statuses, by_user, to_push))
+
+
+def _status_change(status, events: list[OutboxEvent]) -> "onboarding_services.StatusChange":
+    """What the history says of a status: the changes behind it and who made them.
+
+    A revocation of credentials changes no onboarding data: it is behind no status.
+    """
+    data_events = [event for event in events if event.topic != Topic.CREDENTIALS_REVOKED]
+    actors = list(dict.fromkeys(event.actor for event in data_events))
+    return onboarding_services.StatusChange(
+        status=status,
+        causes=sorted({event.topic for event in data_events}),
+        actors=[actor.as_dict() for actor in actors],
+        occurred_at=min(event.created_at for event in data_events or events),
+    )
+
+
+def _push_events(statuses, by_user, to_push) -> dict[int, list[dict[str, Any]]]:
+    """Per user, in order: close the sockets of revoked credentials, then the new status.
+
+    A deactivated user's sockets all close (4403) and get nothing else.
+    """
+    push_events: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for user_id, status in statuses.items():
         if not status.is_active:
-            push_events[user_id] = deactivated_event()
-    return _ClaimedBatch(events=events, push_events=push_events)
+            push_events[user_id].append(deactivated_event())
+        elif any(event.topic == Topic.CREDENTIALS_REVOKED for event in by_user[user_id]):
+            generation = status.credentials_generation
+            push_events[user_id].append(credentials_revoked_event(generation=generation))
+    for status in to_push:
+        if status.is_active:
+            push_events[status.user_id].append(status_event(status.as_message()))
+    return dict(push_events)
 
 
 def _take_turns_with_other_relays(*, user_ids: Sequence[int]) -> None:

@@ -15,5 +15,6 @@ class TicketOut(Schema):
 @router.post("/ticket", response={201: TicketOut})
 def ticket_create(request: HttpRequest):
     """A one-time ticket for `/ws/wizard-status/?ticket=...`, valid 60 s."""
-    ticket = ticket_issue(user_id=request.auth.pk)
+    user = request.auth
+    ticket = ticket_issue(user_id=user.pk, credentials_generation=user.credentials_generation)
     return Status(201, {"ticket": ticket, "expires_in": settings.WEBSOCKET_TICKET_TTL_SECONDS})

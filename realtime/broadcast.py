@@ -6,7 +6,7 @@ loop, no thread and no new connection per message (`async_to_sync(group_send)` c
 each). Other layers (the in-memory one in unit tests) get plain `group_send` calls.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -19,6 +19,7 @@ from realtime.groups import user_group
 
 STATUS_EVENT = "wizard.status"
 DEACTIVATED_EVENT = "wizard.account_deactivated"
+CREDENTIALS_REVOKED_EVENT = "wizard.credentials_revoked"
 
 _clients: dict[str, redis.Redis] = {}
 
@@ -39,9 +40,15 @@ def deactivated_event() -> dict[str, Any]:
     return {"type": DEACTIVATED_EVENT}
 
 
-def broadcast_to_users(events: Mapping[int, dict[str, Any]]) -> None:
-    """Send one event to each user's group. Raises if the layer could not take them."""
-    if not events:
+def credentials_revoked_event(*, generation: int) -> dict[str, Any]:
+    """Sockets opened under an older credentials generation close (4401)."""
+    return {"type": CREDENTIALS_REVOKED_EVENT, "generation": generation}
+
+
+def broadcast_to_users(events: Mapping[int, Sequence[dict[str, Any]]]) -> None:
+    """Send each user's events, in order, to the user's group. Raises if the layer could
+    not take them."""
+    if not any(events.values()):
         return
     layer = get_channel_layer()
     if isinstance(layer, RedisPubSubChannelLayer):
@@ -49,9 +56,12 @@ def broadcast_to_users(events: Mapping[int, dict[str, Any]]) -> None:
         prefix = config.get("prefix", "asgi")
         [host] = config["hosts"]  # one shard: the relay's batch goes to one server
         pipe = _redis_for(host["address"]).pipeline(transaction=False)
-        for user_id, event in events.items():
-            pipe.publish(f"{prefix}__group__{user_group(user_id)}", layer.serialize(event))
+        for user_id, user_events in events.items():
+            channel = f"{prefix}__group__{user_group(user_id)}"
+            for event in user_events:
+                pipe.publish(channel, layer.serialize(event))
         pipe.execute()
         return
-    for user_id, event in events.items():
-        async_to_sync(layer.group_send)(user_group(user_id), event)
+    for user_id, user_events in events.items():
+        for event in user_events:
+            async_to_sync(layer.group_send)(user_group(user_id), event)

@@ -16,19 +16,19 @@ from django.utils import timezone
 
 from onboarding.selectors import format_timestamp, wizard_status_get
 from realtime import auth
+from realtime.close_codes import (
+    CLOSE_FORBIDDEN,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_NOT_READING,
+    CLOSE_TOO_MANY_SOCKETS,
+    CLOSE_UNAUTHENTICATED,
+)
 from realtime.groups import user_group
 from realtime.metrics import SOCKET_CONNECTIONS
 from realtime.reconcile import registry
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_TOO_MANY_SOCKETS = 4429
-CLOSE_MESSAGE_TOO_BIG = 1009
-# A socket let go because its client does not read: the code cannot reach such a client,
-# which sees the connection end; it is what `disconnect` is told.
-CLOSE_NOT_READING = 1008
 
 # Answers to its own frames a client may leave unread before the server lets the socket go.
 # Only a client that stopped reading gets here: frames wait in this queue only once the
@@ -71,6 +71,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
             return
 
         self.user_id = user_id
+        self.credentials_generation = self.scope["credentials_generation"]
         self.known_version = -1
         self.last_sent: tuple | None = None
         self.refreshes: deque[float] = deque()
@@ -240,6 +241,11 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
 
     async def wizard_account_deactivated(self, event: dict[str, Any]) -> None:
         await self.close(code=CLOSE_FORBIDDEN)
+
+    async def wizard_credentials_revoked(self, event: dict[str, Any]) -> None:
+        # A socket opened under the new credentials (after the change) stays open.
+        if self.credentials_generation < event["generation"]:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
 
 
 def _now() -> str:

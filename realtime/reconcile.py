@@ -2,10 +2,12 @@
 
 The channel layer delivers at most once: a group message can be dropped, and a Redis
 restart forgets subscriptions for a while. So each web process keeps a registry of its open
-sockets, and every few seconds one task reads the onboarding version of all their users in
-one small query. A socket behind the database gets the current status straight away, in
-process, without Redis; a deactivated user's sockets are closed. The push keeps latency low;
-this keeps every socket correct within the interval, whatever was lost on the way.
+sockets, and every few seconds one task reads the onboarding version, activity and
+credentials generation of all their users in one small query. A socket behind the database
+gets the current status straight away, in process, without Redis; a deactivated user's
+sockets are closed (4403), and so are sockets opened under revoked credentials (4401). The
+push keeps latency low; this keeps every socket correct within the interval, whatever was
+lost on the way.
 """
 
 import asyncio
@@ -16,7 +18,8 @@ from typing import TYPE_CHECKING
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from onboarding.selectors import onboarding_versions_get, wizard_statuses_get
+from onboarding.selectors import socket_checks_get, wizard_statuses_get
+from realtime.close_codes import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 
 if TYPE_CHECKING:
     from realtime.consumers import WizardStatusConsumer
@@ -59,17 +62,22 @@ class SocketRegistry:
             return
         for consumer in (c for group in sockets.values() for c in group if not c.group_joined):
             await consumer.join_group()
-        versions = await database_sync_to_async(onboarding_versions_get)(user_ids=list(sockets))
+        checks = await database_sync_to_async(socket_checks_get)(user_ids=list(sockets))
         stale: list[int] = []
         for user_id, consumers in sockets.items():
-            version, is_active = versions.get(user_id, (None, False))
-            if not is_active:
-                for consumer in consumers:
-                    try:
-                        await consumer.close(code=4403)
-                    except Exception:
-                        logger.debug("Could not close a closing socket", exc_info=True)
-            elif any(consumer.known_version < version for consumer in consumers):
+            check = checks.get(user_id)
+            if check is None or not check.is_active:
+                await _close_all(consumers, code=CLOSE_FORBIDDEN)
+                continue
+            revoked = [
+                consumer
+                for consumer in consumers
+                if consumer.credentials_generation < check.credentials_generation
+            ]
+            await _close_all(revoked, code=CLOSE_UNAUTHENTICATED)
+            current = [consumer for consumer in consumers if consumer not in revoked]
+            sockets[user_id] = current
+            if any(consumer.known_version < check.version for consumer in current):
                 stale.append(user_id)
         if not stale:
             return
@@ -79,7 +87,7 @@ class SocketRegistry:
         stale = [
             user_id
             for user_id in stale
-            if any(c.known_version < versions[user_id][0] for c in sockets[user_id])
+            if any(c.known_version < checks[user_id].version for c in sockets[user_id])
         ]
         if not stale:
             return
@@ -94,6 +102,14 @@ class SocketRegistry:
                     await consumer.deliver_status(message)
                 except Exception:  # the socket closed meanwhile; its disconnect cleans up
                     logger.debug("Could not deliver to a closing socket", exc_info=True)
+
+
+async def _close_all(consumers: "list[WizardStatusConsumer]", *, code: int) -> None:
+    for consumer in consumers:
+        try:
+            await consumer.close(code=code)
+        except Exception:
+            logger.debug("Could not close a closing socket", exc_info=True)
 
 
 registry = SocketRegistry()

@@ -1,31 +1,34 @@
-"""One-time socket tickets: short-lived, single use, kept in Redis (only a hash of each)."""
+"""One-time socket tickets: short-lived, single use, kept in Redis (only a hash of each).
+
+A ticket remembers the credentials generation of the request that minted it, so a password
+change or "end all sessions" voids the tickets not yet redeemed.
+"""
 
 import asyncio
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 
-import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from config.redis import redis_client
+
 _KEY_PREFIX = "wizard:ticket:"
 _TICKET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
-_sync_client: redis.Redis | None = None
+_VALUE_SHAPE = re.compile(rb"^(\d{1,19}):(\d{1,19})$")
 _async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketHolder:
+    user_id: int
+    credentials_generation: int
 
 
 def _key(ticket: str) -> str:
     return _KEY_PREFIX + hashlib.sha256(ticket.encode()).hexdigest()
-
-
-def _sync_redis() -> redis.Redis:
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
-        )
-    return _sync_client
 
 
 def _async_redis() -> aioredis.Redis:
@@ -39,15 +42,22 @@ def _async_redis() -> aioredis.Redis:
     return client
 
 
-def ticket_issue(*, user_id: int) -> str:
+def ticket_issue(*, user_id: int, credentials_generation: int) -> str:
     ticket = secrets.token_urlsafe(32)
-    _sync_redis().set(_key(ticket), user_id, ex=settings.WEBSOCKET_TICKET_TTL_SECONDS)
+    redis_client().set(
+        _key(ticket),
+        f"{user_id}:{credentials_generation}",
+        ex=settings.WEBSOCKET_TICKET_TTL_SECONDS,
+    )
     return ticket
 
 
-async def ticket_redeem(ticket: str) -> int | None:
-    """The user id the ticket was issued to, once; None if unknown, expired or used."""
+async def ticket_redeem(ticket: str) -> TicketHolder | None:
+    """Whom the ticket was issued to, once; None if unknown, expired or used."""
     if not _TICKET_SHAPE.match(ticket):
         return None
     value = await _async_redis().getdel(_key(ticket))
-    return int(value) if value is not None else None
+    match = _VALUE_SHAPE.match(value) if value is not None else None
+    if match is None:
+        return None
+    return TicketHolder(user_id=int(match[1]), credentials_generation=int(match[2]))

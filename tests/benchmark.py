@@ -151,13 +151,16 @@ def setup_django(database_url: str, env: dict[str, str]) -> None:
 
 
 def create_users(count: int) -> list[tuple[int, str]]:
-    from onboarding.models import User
-    from onboarding.tokens import token_pair_issue
+    from onboarding.models import OnboardingProfile, User
+    from onboarding.sign_ins import sign_in_start
 
     users = [User(username=f"bench{i}", password="!") for i in range(count)]
     User.objects.bulk_create(users, batch_size=1000)
-    ids = list(User.objects.order_by("pk").values_list("pk", flat=True))
-    return [(user_id, token_pair_issue(user_id=user_id).access) for user_id in ids]
+    users = list(User.objects.order_by("pk"))
+    OnboardingProfile.objects.bulk_create(
+        [OnboardingProfile(user=user) for user in users], batch_size=1000
+    )
+    return [(user.pk, sign_in_start(user=user).access) for user in users]
 
 
 async def open_sockets(ws_url: str, users, per_user: int):
@@ -331,15 +334,15 @@ def _lean_profile_update(*, user_id: int, first_name: str) -> None:
     ones. For loading the relay and the sockets at rates one Django process cannot write."""
     from django.db import connection, transaction
 
-    from outbox.models import Topic
+    from outbox.models import Actor, Topic
     from outbox.services import outbox_enqueue
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE onboarding_user SET first_name = %s, "
-                "onboarding_version = onboarding_version + 1 WHERE id = %s "
-                "RETURNING onboarding_version",
+                "UPDATE onboarding_onboardingprofile SET first_name = %s, "
+                "version = version + 1 WHERE user_id = %s "
+                "RETURNING version",
                 [first_name, user_id],
             )
             [version] = cursor.fetchone()
@@ -348,6 +351,7 @@ def _lean_profile_update(*, user_id: int, first_name: str) -> None:
             topic=Topic.PROFILE_UPDATED,
             version=version,
             payload={"fields": ["first_name"]},
+            actor=Actor.user(user_id),
         )
 
 

@@ -2,10 +2,21 @@ import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
 
-from onboarding.models import Channel, ManualPrompt, User
-from onboarding.tokens import token_pair_issue
+from config.redis import redis_client
+from onboarding.models import Channel, ManualPrompt, OnboardingProfile, User
 from outbox.models import OutboxEvent
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user, tokens_for
+
+
+@pytest.fixture(autouse=True)
+def no_sign_in_failures_left_over():
+    """Sign-in attempt counts live in Redis: each test starts with none, as users' ids and
+    names repeat across test runs on the same Redis database."""
+    client = redis_client()
+    keys = list(client.scan_iter(match="wizard:sign-in-failures:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    yield
 
 
 @pytest.fixture
@@ -19,7 +30,7 @@ def other_user(db):
 
 
 def bearer_client(user) -> Client:
-    access = token_pair_issue(user_id=user.pk).access
+    access = tokens_for(user).access
     return Client(headers={"Authorization": f"Bearer {access}"})
 
 
@@ -73,10 +84,11 @@ def outbox_rows() -> list[tuple]:
 def onboarding_state(user) -> dict:
     """Everything an onboarding write may change for `user`, read fresh from the database."""
     row = User.objects.filter(pk=user.pk).values().first()
+    profile = OnboardingProfile.objects.filter(user_id=user.pk).values().first()
     prompt = ManualPrompt.objects.filter(user_id=user.pk).values("content", "updated_at").first()
     channels = list(
         Channel.objects.filter(user_id=user.pk)
         .order_by("id")
         .values_list("id", "platform", "external_id", "name", "connected_at", "disconnected_at")
     )
-    return {"user": row, "prompt": prompt, "channels": channels}
+    return {"user": row, "profile": profile, "prompt": prompt, "channels": channels}

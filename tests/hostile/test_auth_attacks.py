@@ -77,7 +77,7 @@ async def test_a_ticket_opens_only_its_owners_socket_whatever_else_the_holder_se
         TICKET_URL, {"user_id": user.pk}, content_type="application/json"
     )
     assert asked.status_code == 201
-    assert redis_client.get(ticket_key(asked.json()["ticket"])) == str(other_user.pk).encode()
+    assert redis_client.get(ticket_key(asked.json()["ticket"])) == f"{other_user.pk}:0".encode()
 
     owners_ticket = await db_call(mint_ticket)(user)
     communicator = sockets(
@@ -93,10 +93,10 @@ async def test_a_ticket_opens_only_its_owners_socket_whatever_else_the_holder_se
     await communicator.send_json_to({"type": "refresh"})
     assert without_timestamp(await receive_json(communicator)) == owners
     holders_push = dict(await current_status(other_user.pk), version=10_000, timestamp="x")
-    await sync_to_async(broadcast_to_users)({other_user.pk: status_event(holders_push)})
+    await sync_to_async(broadcast_to_users)({other_user.pk: [status_event(holders_push)]})
     assert await communicator.receive_nothing(timeout=0.3) is True
     owners_push = dict(owners, version=owners["version"] + 1, timestamp="x", wizard_complete=True)
-    await sync_to_async(broadcast_to_users)({user.pk: status_event(owners_push)})
+    await sync_to_async(broadcast_to_users)({user.pk: [status_event(owners_push)]})
     assert await receive_json(communicator) == owners_push
     await communicator.disconnect()
 

@@ -539,7 +539,7 @@ async def test_pushes_to_a_client_that_stopped_reading_are_not_kept_one_by_one(
         details = {**first["details"], "last_name": n % 2 == 1}
         pushes.append(dict(first, version=first["version"] + n, details=details))
     for status in pushes:
-        await db_call(broadcast_to_users)({user.pk: status_event(status)})
+        await db_call(broadcast_to_users)({user.pk: [status_event(status)]})
 
     # The consumer takes every push while its client reads nothing ...
     taken = f"Wizard status updated for user {user.pk}"

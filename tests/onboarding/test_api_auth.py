@@ -13,10 +13,9 @@ from django.test import Client
 from django.utils import timezone
 
 from onboarding.models import Channel, User
-from onboarding.tokens import token_pair_issue
 from outbox.models import OutboxEvent
 from tests.conftest import bearer_client, onboarding_state, outbox_rows, session_client
-from tests.factories import PASSWORD, make_complete_user, make_user
+from tests.factories import PASSWORD, make_complete_user, make_user, profile_of, tokens_for
 
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
@@ -82,7 +81,7 @@ def test_register_creates_an_active_user_and_answers_201(db):
     assert created.check_password("a long pass phrase 7")
     assert created.is_active is True
     assert created.is_staff is False
-    assert created.onboarding_version == 0
+    assert profile_of(created).version == 0
     # Registering is not onboarding data: no outbox row, and no session is opened.
     assert outbox_rows() == []
     assert settings.SESSION_COOKIE_NAME not in response.cookies
@@ -250,7 +249,7 @@ def test_token_rejects_an_inactive_user_with_401(db):
 
 def test_refresh_answers_a_new_pair_that_works(user, settings):
     settings.JWT_ACCESS_TOKEN_LIFETIME = timedelta(minutes=10)
-    pair = token_pair_issue(user_id=user.pk)
+    pair = tokens_for(user)
 
     response = post_json(Client(), REFRESH, {"refresh": pair.refresh})
 
@@ -268,13 +267,13 @@ def test_refresh_answers_a_new_pair_that_works(user, settings):
 
 def _refresh_of_deleted_user(user) -> str:
     doomed = make_user()
-    refresh = token_pair_issue(user_id=doomed.pk).refresh
+    refresh = tokens_for(doomed).refresh
     doomed.delete()
     return refresh
 
 
 def _refresh_of_inactive_user(user) -> str:
-    refresh = token_pair_issue(user_id=user.pk).refresh
+    refresh = tokens_for(user).refresh
     User.objects.filter(pk=user.pk).update(is_active=False)
     return refresh
 
@@ -285,7 +284,7 @@ def _refresh_of_inactive_user(user) -> str:
         pytest.param(lambda user: "abc", id="garbage"),
         pytest.param(lambda user: "", id="empty"),
         pytest.param(lambda user: "a.b.c", id="three-segments"),
-        pytest.param(lambda user: token_pair_issue(user_id=user.pk).access, id="access-as-refresh"),
+        pytest.param(lambda user: tokens_for(user).access, id="access-as-refresh"),
         pytest.param(
             lambda user: sign(
                 claims(user.pk, token_type="refresh", lifetime=timedelta(seconds=-1))
@@ -313,7 +312,7 @@ def test_refresh_rejects_anything_but_a_live_refresh_token_with_401(user, make_r
 
 def test_refresh_rejects_a_token_issued_with_a_past_lifetime(user, settings):
     settings.JWT_REFRESH_TOKEN_LIFETIME = timedelta(seconds=-1)
-    refresh = token_pair_issue(user_id=user.pk).refresh
+    refresh = tokens_for(user).refresh
 
     response = post_json(Client(), REFRESH, {"refresh": refresh})
 
@@ -475,7 +474,7 @@ def test_logout_with_a_bearer_token_answers_204(user, api):
 
 
 def _tampered_signature(user, other_user) -> str:
-    header, payload, signature = token_pair_issue(user_id=user.pk).access.split(".")
+    header, payload, signature = tokens_for(user).access.split(".")
     # Change the first character: the last one may only carry padding bits.
     flipped = ("B" if signature[0] == "A" else "A") + signature[1:]
     return f"Bearer {header}.{payload}.{flipped}"
@@ -483,20 +482,20 @@ def _tampered_signature(user, other_user) -> str:
 
 def _tampered_payload(user, other_user) -> str:
     """A genuine signature (of another user's token) over a payload naming the victim."""
-    header, _, signature = token_pair_issue(user_id=other_user.pk).access.split(".")
+    header, _, signature = tokens_for(other_user).access.split(".")
     forged = dict(claims(user.pk), iat=0, exp=int(timezone.now().timestamp()) + 300)
     return f"Bearer {header}.{b64url(json.dumps(forged).encode())}.{signature}"
 
 
 def _deleted_user(user, other_user) -> str:
     doomed = make_user()
-    access = token_pair_issue(user_id=doomed.pk).access
+    access = tokens_for(doomed).access
     doomed.delete()
     return f"Bearer {access}"
 
 
 def _inactive_user(user, other_user) -> str:
-    access = token_pair_issue(user_id=user.pk).access
+    access = tokens_for(user).access
     User.objects.filter(pk=user.pk).update(is_active=False)
     return f"Bearer {access}"
 
@@ -518,7 +517,7 @@ ATTACKS = {
     "malformed": lambda user, other: "Bearer not-a-jwt",
     "garbage-segments": lambda user, other: "Bearer aaa.bbb.ccc",
     "non-ascii": lambda user, other: "Bearer \u00e9\u00e9.\u00e9.\u00e9",
-    "token-without-scheme": lambda user, other: token_pair_issue(user_id=user.pk).access,
+    "token-without-scheme": lambda user, other: tokens_for(user).access,
     "basic-scheme": lambda user, other: "Basic " + b64url(f"{user.username}:{PASSWORD}".encode()),
     "tampered-signature": _tampered_signature,
     "tampered-payload": _tampered_payload,
@@ -528,7 +527,7 @@ ATTACKS = {
     "expired": lambda user, other: (
         "Bearer " + sign(claims(user.pk, lifetime=timedelta(seconds=-1)))
     ),
-    "refresh-as-access": lambda user, other: "Bearer " + token_pair_issue(user_id=user.pk).refresh,
+    "refresh-as-access": lambda user, other: "Bearer " + tokens_for(user).refresh,
     "other-key": lambda user, other: "Bearer " + sign(claims(user.pk), key="k" * 64),
     "missing-exp": _without("exp"),
     "missing-type": _without("type"),
@@ -556,7 +555,7 @@ def test_a_request_without_a_valid_access_token_is_401(user, other_user, attack)
 
 def test_an_expired_access_token_from_a_past_lifetime_is_401(user, settings):
     settings.JWT_ACCESS_TOKEN_LIFETIME = timedelta(seconds=-1)
-    access = token_pair_issue(user_id=user.pk).access
+    access = tokens_for(user).access
 
     response = Client(headers={"Authorization": f"Bearer {access}"}).get(ME)
 
@@ -678,8 +677,8 @@ def test_a_session_write_with_the_csrf_token_succeeds(user, session_api):
 
     assert response.status_code == 200
     assert response.json()["first_name"] == "Grace"
-    user.refresh_from_db()
-    assert (user.first_name, user.onboarding_version) == ("Grace", 1)
+    onboarding = profile_of(user)
+    assert (onboarding.first_name, onboarding.version) == ("Grace", 1)
     assert outbox_rows() == [(user.pk, "onboarding.profile_updated", 1, {"fields": ["first_name"]})]
 
 
@@ -741,18 +740,18 @@ def test_the_session_of_a_deactivated_user_is_401(user, session_api):
 
 
 def test_a_bearer_write_needs_no_csrf_token(user):
-    access = token_pair_issue(user_id=user.pk).access
+    access = tokens_for(user).access
     client = Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {access}"})
 
     response = client.patch(ME, {"first_name": "Grace"}, content_type="application/json")
 
     assert response.status_code == 200
-    assert User.objects.get(pk=user.pk).first_name == "Grace"
+    assert profile_of(user).first_name == "Grace"
 
 
 def test_a_valid_bearer_token_wins_over_another_users_session(user, other_user):
     client = session_client(other_user)
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token_pair_issue(user_id=user.pk).access}"
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens_for(user).access}"
 
     response = client.get(ME)
 
@@ -765,8 +764,7 @@ def test_a_bearer_token_of_one_user_never_reaches_another(user, other_user):
     )
 
     assert response.status_code == 200
-    other_user.refresh_from_db()
-    assert other_user.last_name == ""
+    assert profile_of(other_user).last_name == ""
     assert OutboxEvent.objects.filter(user=other_user).count() == 0
 
 

@@ -14,9 +14,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from onboarding.models import Channel, ManualPrompt, User
-from onboarding.tokens import token_pair_issue
 from tests.conftest import bearer_client, outbox_rows, session_client
-from tests.factories import PASSWORD, make_complete_user
+from tests.factories import PASSWORD, make_complete_user, profile_of, tokens_for
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def valid_body(endpoint: str, user: User) -> dict:
             "email": "new@example.com",
         },
         "token": lambda: {"username": user.username, "password": PASSWORD},
-        "refresh": lambda: {"refresh": token_pair_issue(user_id=user.pk).refresh},
+        "refresh": lambda: {"refresh": tokens_for(user).refresh},
         "login": lambda: {"username": user.username, "password": PASSWORD},
         "profile": lambda: {
             "first_name": "Grace",
@@ -289,7 +288,11 @@ def field_specific_cases():
         "register",
         {"password": "   "},
         422,
-        blank("password", "This password is too short. It must contain at least 8 characters."),
+        blank(
+            "password",
+            "This password is too short. It must contain at least 8 characters. "
+            "This password consists of whitespace only.",
+        ),
     )
     for label, value in [
         ("no-at", "not-an-email"),
@@ -652,7 +655,7 @@ TEXT_FIELDS = {
 
 def stored(endpoint: str, field: str, user: User) -> str:
     if endpoint == "profile":
-        return getattr(User.objects.get(pk=user.pk), field)
+        return getattr(profile_of(user), field)
     if endpoint == "prompt":
         return ManualPrompt.objects.get(user=user).content
     return getattr(Channel.objects.get(user=user, disconnected_at__isnull=True), field)

@@ -56,6 +56,7 @@ def change(status: WizardStatus, *causes: str) -> services.StatusChange:
     return services.StatusChange(
         status=status,
         causes=list(causes) or [Topic.PROFILE_UPDATED],
+        actors=[{"kind": "user", "id": status.user_id}],
         occurred_at=COMPUTED_AT - timedelta(seconds=1),
     )
 
@@ -76,6 +77,7 @@ def make_history(user, version: int, *, causes: list[str] | None = None) -> Wiza
         status=status_of(user.pk, version, first_name="x" * version).as_message(),
         changed=["first_name"],
         causes=causes or [Topic.PROFILE_UPDATED],
+        actors=[{"kind": "user", "id": user.pk}],
         occurred_at=occurred_at,
         recorded_at=occurred_at + timedelta(milliseconds=5),
     )
@@ -87,6 +89,7 @@ def entry_body(entry: WizardStatusHistory) -> dict[str, Any]:
         "status": entry.status,
         "changed": entry.changed,
         "causes": entry.causes,
+        "actors": entry.actors,
         "occurred_at": json_datetime(entry.occurred_at),
         "recorded_at": json_datetime(entry.recorded_at),
     }
@@ -305,6 +308,7 @@ def test_history_lists_each_relayed_status_change_newest_first(api, user):
     assert [item["version"] for item in body] == [3, 1]
     assert body[0]["changed"] == ["last_name", "manual_prompt"]
     assert body[0]["causes"] == [Topic.MANUAL_PROMPT_SAVED, Topic.PROFILE_UPDATED]
+    assert body[0]["actors"] == [{"kind": "user", "id": user.pk}]
     assert body[0]["occurred_at"] == json_datetime(second_row.created_at)
     assert body[0]["status"]["version"] == 3
     assert body[0]["status"]["details"]["manual_prompt"] is True

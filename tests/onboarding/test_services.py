@@ -13,7 +13,7 @@ from onboarding.exceptions import (
 )
 from onboarding.models import Channel, ManualPrompt, User
 from outbox.models import OutboxEvent, Topic
-from tests.factories import PASSWORD, make_complete_user, make_user
+from tests.factories import PASSWORD, make_complete_user, make_user, profile_of
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +27,13 @@ def rows(user: User) -> list[tuple[str, int, dict]]:
 
 
 def profile(user: User) -> tuple[str, str, str, str]:
-    user.refresh_from_db()
-    return (user.first_name, user.last_name, user.phone_number, user.business_type)
+    onboarding = profile_of(user)
+    return (
+        onboarding.first_name,
+        onboarding.last_name,
+        onboarding.phone_number,
+        onboarding.business_type,
+    )
 
 
 # profile_update
@@ -41,7 +46,7 @@ def test_profile_update_trims_names(user):
 
     assert (updated.first_name, updated.last_name) == ("Ada", "Lovelace")
     assert profile(user) == ("Ada", "Lovelace", "", "")
-    assert updated.onboarding_version == 1
+    assert updated.version == 1
     assert rows(user) == [(Topic.PROFILE_UPDATED, 1, {"fields": ["first_name", "last_name"]})]
 
 
@@ -81,7 +86,7 @@ def test_profile_update_rejects_invalid_phone_and_writes_nothing(user, phone):
 
     assert caught.value.field == "phone_number"
     assert profile(user) == ("", "", "", "")
-    assert user.onboarding_version == 0
+    assert profile_of(user).version == 0
     assert rows(user) == []
 
 
@@ -122,7 +127,7 @@ def test_profile_update_none_or_blank_clears(user, cleared):
         business_type=cleared,
     )
 
-    assert updated.onboarding_version == 2
+    assert updated.version == 2
     assert profile(user) == ("", "", "", "")
     fields = ["first_name", "last_name", "phone_number", "business_type"]
     assert rows(user) == [
@@ -148,7 +153,7 @@ def test_profile_update_without_change_writes_no_row(user):
     )
     services.profile_update(user_id=user.pk)
 
-    assert unchanged.onboarding_version == 1
+    assert unchanged.version == 1
     assert rows(user) == [(Topic.PROFILE_UPDATED, 1, {"fields": ["first_name", "phone_number"]})]
 
 
@@ -275,7 +280,7 @@ def test_channel_connect_taken_by_another_user(user, other_user):
 
     assert list(Channel.objects.values_list("user_id", flat=True)) == [other_user.pk]
     assert rows(user) == []
-    assert User.objects.get(pk=user.pk).onboarding_version == 0
+    assert profile_of(user).version == 0
 
 
 def test_same_external_id_on_another_platform_is_another_account(user, other_user):
@@ -399,7 +404,7 @@ def test_wizard_complete_lists_every_missing_field_in_canonical_order(user):
         "manual_prompt",
         "channel_connected",
     ]
-    assert User.objects.get(pk=user.pk).wizard_completed_at is None
+    assert profile_of(user).wizard_completed_at is None
     assert rows(user) == []
 
 
@@ -423,12 +428,11 @@ def test_wizard_complete_marks_completion_once():
     first = services.wizard_complete(user_id=user.pk)
     second = services.wizard_complete(user_id=user.pk)
 
-    user.refresh_from_db()
-    assert user.wizard_completed_at == first.completed_at
+    assert profile_of(user).wizard_completed_at == first.completed_at
     assert second.completed_at == first.completed_at
     assert first.status.wizard_complete is True
     assert (first.status.version, second.status.version) == (1, 1)
-    assert user.onboarding_version == 1
+    assert profile_of(user).version == 1
     assert rows(user) == [(Topic.WIZARD_COMPLETED, 1, {})]
 
 
@@ -466,7 +470,7 @@ def test_user_set_active_writes_an_activation_row(user):
 def test_user_set_active_unchanged_writes_no_row(user):
     returned = services.user_set_active(user_id=user.pk, is_active=True)
 
-    assert returned.onboarding_version == 0
+    assert (returned.is_active, profile_of(user).version) == (True, 0)
     assert rows(user) == []
 
 
@@ -481,7 +485,7 @@ def test_user_register_creates_a_user_who_can_log_in():
     stored = User.objects.get(pk=user.pk)
     assert (stored.username, stored.email) == ("grace", "grace@example.com")
     assert stored.check_password(PASSWORD)
-    assert stored.onboarding_version == 0
+    assert profile_of(stored).version == 0
 
 
 @pytest.mark.parametrize(

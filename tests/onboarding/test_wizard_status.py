@@ -10,7 +10,7 @@ from onboarding.selectors import (
     compute_wizard_status,
     wizard_status_get,
 )
-from tests.factories import make_complete_user, make_user
+from tests.factories import make_complete_user, make_user, profile_of
 
 COMPUTED_AT = datetime(2025, 10, 22, 12, 34, 56, 789000, tzinfo=UTC)
 
@@ -115,7 +115,7 @@ def test_status_is_read_from_the_database():
     assert status.missing_fields == []
     assert status.details["instagram_connected"] is True
     assert status.details["telegram_connected"] is False
-    assert status.version == user.onboarding_version
+    assert status.version == profile_of(user).version
 
 
 @pytest.mark.django_db

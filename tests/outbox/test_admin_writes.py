@@ -9,7 +9,7 @@ from onboarding import services
 from onboarding.models import Channel, ManualPrompt, User, WizardStatusHistory
 from onboarding.selectors import wizard_status_get
 from outbox.models import OutboxEvent, Topic
-from tests.factories import make_user
+from tests.factories import make_user, profile_of
 
 pytestmark = pytest.mark.django_db
 
@@ -22,23 +22,31 @@ def admin_client() -> Client:
     return client
 
 
+ONBOARDING_FIELDS = ("first_name", "last_name", "phone_number", "business_type")
+
+
 def user_change_form(user: User, **changes) -> dict:
-    """The change form as the browser posts it, with `changes` applied."""
+    """The change form as the browser posts it, with `changes` applied; the onboarding
+    fields are those of the page's inline."""
+    onboarding = profile_of(user)
     form = {
         "username": user.username,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "phone_number": user.phone_number,
-        "business_type": user.business_type,
         "email": user.email,
         "is_active": user.is_active,
         "is_staff": user.is_staff,
         "is_superuser": user.is_superuser,
         "groups": [],
         "user_permissions": [],
+        "onboarding-TOTAL_FORMS": "1",
+        "onboarding-INITIAL_FORMS": "1",
+        "onboarding-MIN_NUM_FORMS": "0",
+        "onboarding-MAX_NUM_FORMS": "1",
+        "onboarding-0-user": str(user.pk),
+        **{f"onboarding-0-{name}": getattr(onboarding, name) for name in ONBOARDING_FIELDS},
         "_save": "Save",
     }
-    form.update(changes)
+    for name, value in changes.items():
+        form[f"onboarding-0-{name}" if name in ONBOARDING_FIELDS else name] = value
     # Unchecked checkboxes are not posted at all.
     return {name: value for name, value in form.items() if value is not False}
 
@@ -63,12 +71,13 @@ def test_user_change_form_goes_through_the_services(admin_client):
 
     assert response.status_code == 302
     user.refresh_from_db()
-    assert (user.first_name, user.phone_number, user.is_active) == (
+    onboarding = profile_of(user)
+    assert (onboarding.first_name, onboarding.phone_number, user.is_active) == (
         "Grace",
         "+14155552671",
         False,
     )
-    assert user.onboarding_version == 2
+    assert onboarding.version == 2
     assert rows(user) == [
         (Topic.PROFILE_UPDATED, 1, {"fields": ["first_name", "phone_number"]}),
         (Topic.ACCOUNT_ACTIVATION_CHANGED, 2, {"is_active": False}),
@@ -85,7 +94,8 @@ def test_user_change_form_without_onboarding_change_writes_no_row(admin_client):
 
     assert response.status_code == 302
     user.refresh_from_db()
-    assert (user.email, user.phone_number, user.onboarding_version) == (
+    onboarding = profile_of(user)
+    assert (user.email, onboarding.phone_number, onboarding.version) == (
         "ada@example.com",
         "+14155552671",
         0,
@@ -102,11 +112,12 @@ def test_user_change_form_with_invalid_phone_shows_an_error_and_saves_nothing(ad
     )
 
     assert response.status_code == 200
-    assert response.context["adminform"].form.errors == {
-        "phone_number": ["Enter a valid phone number in international format, e.g. +14155552671."]
-    }
-    user.refresh_from_db()
-    assert (user.first_name, user.phone_number, user.onboarding_version) == ("Ada", "", 0)
+    [inline] = response.context["inline_admin_formsets"]
+    assert inline.formset.errors == [
+        {"phone_number": ["Enter a valid phone number in international format, e.g. +14155552671."]}
+    ]
+    onboarding = profile_of(user)
+    assert (onboarding.first_name, onboarding.phone_number, onboarding.version) == ("Ada", "", 0)
     assert OutboxEvent.objects.count() == 0
 
 

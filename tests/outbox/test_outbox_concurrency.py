@@ -9,9 +9,9 @@ from django.db import connection
 
 from onboarding import services
 from onboarding.exceptions import ChannelTaken
-from onboarding.models import Channel, ManualPrompt, User
+from onboarding.models import Channel, ManualPrompt
 from outbox.models import OutboxEvent, Topic
-from tests.factories import make_user
+from tests.factories import make_user, profile_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +55,7 @@ def test_concurrent_writes_of_one_user_get_distinct_consecutive_versions():
             match step % 3:
                 case 0:
                     updated = services.profile_update(user_id=user.pk, first_name=f"name-{key}")
-                    done.append(("profile", updated.onboarding_version, key))
+                    done.append(("profile", updated.version, key))
                 case 1:
                     services.manual_prompt_save(user_id=user.pk, content=f"prompt-{key}")
                     done.append(("prompt", None, key))
@@ -79,7 +79,7 @@ def test_concurrent_writes_of_one_user_get_distinct_consecutive_versions():
     assert len(set(versions)) == total
     assert set(versions) == set(range(1, total + 1))
     assert OutboxEvent.objects.exclude(user=user).count() == 0
-    assert User.objects.get(pk=user.pk).onboarding_version == total
+    assert profile_of(user).version == total
 
     by_version = {version: (topic, payload) for version, topic, payload, _ in rows}
     topics = [topic for topic, _ in by_version.values()]
@@ -98,7 +98,7 @@ def test_concurrent_writes_of_one_user_get_distinct_consecutive_versions():
         assert by_version[version] == (Topic.PROFILE_UPDATED, {"fields": ["first_name"]})
     # The last committed profile write is the value that stuck.
     _, last_key = max(profile_writes)
-    assert User.objects.get(pk=user.pk).first_name == f"name-{last_key}"
+    assert profile_of(user).first_name == f"name-{last_key}"
 
     # Each channel write has exactly one row, and a thread's own writes are in its order.
     channel_version = {
@@ -178,4 +178,4 @@ def test_two_users_racing_for_one_account_one_wins():
         assert sorted(
             OutboxEvent.objects.filter(user=user).values_list("version", flat=True)
         ) == list(range(1, won + 1))
-        assert User.objects.get(pk=user.pk).onboarding_version == won
+        assert profile_of(user).version == won

@@ -11,7 +11,7 @@ from onboarding import services
 from onboarding.models import Channel, ManualPrompt, User
 from outbox.models import OutboxEvent, Topic
 from tests.conftest import bearer_client
-from tests.factories import make_user
+from tests.factories import make_user, profile_of
 
 ME = "/api/v1/accounts/me"
 PROMPT = "/api/v1/ai-prompts/manual"
@@ -28,7 +28,7 @@ class OutboxWatch:
         self.version_before = self.version()
 
     def version(self) -> int:
-        return User.objects.values_list("onboarding_version", flat=True).get(pk=self.user.pk)
+        return profile_of(self.user).version
 
     def new_rows(self) -> list[tuple[int, str, int, dict]]:
         return list(
@@ -183,8 +183,12 @@ def test_profile_patch_rejected_writes_nothing(api, user, body):
 
     assert response.status_code == 422
     watch.assert_no_row()
-    user.refresh_from_db()
-    assert (user.first_name, user.phone_number, user.business_type) == ("", "", "")
+    onboarding = profile_of(user)
+    assert (onboarding.first_name, onboarding.phone_number, onboarding.business_type) == (
+        "",
+        "",
+        "",
+    )
 
 
 # PUT and DELETE /api/v1/ai-prompts/manual
@@ -386,8 +390,8 @@ def test_wizard_complete_writes_one_row(api, user):
 
     assert response.status_code == 200
     body = response.json()
-    user.refresh_from_db()
-    assert datetime.fromisoformat(body["completed_at"]) == to_millis(user.wizard_completed_at)
+    completed_at = profile_of(user).wizard_completed_at
+    assert datetime.fromisoformat(body["completed_at"]) == to_millis(completed_at)
     assert (body["success"], body["wizard_complete"]) == (True, True)
     assert body["status"]["version"] == 4
     assert body["status"]["wizard_complete"] is True
@@ -421,7 +425,7 @@ def test_wizard_complete_unmet_writes_no_row(api, user):
         "manual_prompt",
         "channel_connected",
     ]
-    assert User.objects.get(pk=user.pk).wizard_completed_at is None
+    assert profile_of(user).wizard_completed_at is None
     watch.assert_no_row()
 
 
@@ -453,4 +457,4 @@ def test_rows_of_a_session_of_writes_have_consecutive_versions(api, user):
     assert list(OutboxEvent.objects.filter(user=other).values_list("version", "topic")) == [
         (1, Topic.PROFILE_UPDATED)
     ]
-    assert User.objects.get(pk=user.pk).onboarding_version == 7
+    assert profile_of(user).version == 7

@@ -15,7 +15,7 @@ import pytest
 from django.db import ProgrammingError, connection, transaction
 
 from onboarding import services
-from onboarding.models import Channel, ManualPrompt, User
+from onboarding.models import Channel, ManualPrompt, OnboardingProfile, User
 from outbox.models import OutboxEvent
 from outbox.services import relay_request
 from tests.factories import make_user
@@ -49,11 +49,18 @@ def read_committed(read: Callable[[], T]) -> T:
 def onboarding_state(user_id: int) -> dict[str, Any]:
     """Everything an onboarding write can change, plus every outbox row."""
     user = User.objects.get(pk=user_id)
+    onboarding = OnboardingProfile.objects.get(user_id=user_id)
     return {
-        "profile": (user.first_name, user.last_name, user.phone_number, user.business_type),
-        "wizard_completed_at": user.wizard_completed_at,
+        "profile": (
+            onboarding.first_name,
+            onboarding.last_name,
+            onboarding.phone_number,
+            onboarding.business_type,
+        ),
+        "wizard_completed_at": onboarding.wizard_completed_at,
         "is_active": user.is_active,
-        "version": user.onboarding_version,
+        "credentials_generation": user.credentials_generation,
+        "version": onboarding.version,
         "prompt": list(ManualPrompt.objects.filter(user_id=user_id).values_list("content")),
         "channels": list(
             Channel.objects.order_by("pk").values_list(

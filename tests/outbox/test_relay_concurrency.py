@@ -395,6 +395,7 @@ def test_a_relay_that_died_after_recording_pushes_the_recorded_version(pushes):
             services.StatusChange(
                 status=statuses[user.pk],
                 causes=[Topic.MANUAL_PROMPT_SAVED, Topic.PROFILE_UPDATED],
+                actors=[{"kind": "user", "id": user.pk}],
                 occurred_at=first_created,
             )
         ]

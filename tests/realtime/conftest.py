@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from config.asgi import application
 from onboarding.selectors import wizard_status_get
-from onboarding.tokens import token_pair_issue
 from tests.conftest import bearer_client, session_client
+from tests.factories import sign_in_claims, tokens_for
 
 WS_PATH = "/ws/wizard-status/"
 TICKET_URL = "/api/v1/realtime/ticket"
@@ -126,11 +126,11 @@ def mint_ticket(user) -> str:
 
 
 def access_token(user) -> str:
-    return token_pair_issue(user_id=user.pk).access
+    return tokens_for(user).access
 
 
 def refresh_token(user) -> str:
-    return token_pair_issue(user_id=user.pk).refresh
+    return tokens_for(user).refresh
 
 
 def hand_built_token(user_id: int, *, key: str | None = None, algorithm="HS256", **claims) -> str:
@@ -142,6 +142,7 @@ def hand_built_token(user_id: int, *, key: str | None = None, algorithm="HS256",
         "iat": now,
         "exp": now + settings.JWT_ACCESS_TOKEN_LIFETIME,
         "jti": uuid.uuid4().hex[:16],
+        **sign_in_claims(user_id),
         **claims,
     }
     signing_key = settings.JWT_SIGNING_KEY if key is None else key

@@ -56,7 +56,7 @@ async def test_ticket_from_the_rest_endpoint_authenticates(user, sockets, redis_
     assert response.status_code == 201
     ticket = response.json()["ticket"]
     assert response.json() == {"ticket": ticket, "expires_in": 60}
-    assert redis_client.get(ticket_key(ticket)) == str(user.pk).encode()
+    assert redis_client.get(ticket_key(ticket)) == f"{user.pk}:0".encode()
     assert 0 < redis_client.ttl(ticket_key(ticket)) <= 60
 
     communicator = sockets(f"ticket={ticket}")

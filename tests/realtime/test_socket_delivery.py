@@ -72,7 +72,7 @@ def status_message(user_id: int, version: int, **details: bool) -> dict:
 
 async def push(statuses: dict[int, dict]) -> None:
     await sync_to_async(broadcast_to_users)(
-        {user_id: status_event(message) for user_id, message in statuses.items()}
+        {user_id: [status_event(message)] for user_id, message in statuses.items()}
     )
 
 
@@ -236,7 +236,7 @@ async def test_relay_of_a_deactivation_closes_every_socket_of_the_user_with_4403
 
 async def test_deactivated_event_from_the_broadcast_closes_with_4403(user, sockets):
     communicator, _ = await open_socket(sockets, user)
-    await sync_to_async(broadcast_to_users)({user.pk: deactivated_event()})
+    await sync_to_async(broadcast_to_users)({user.pk: [deactivated_event()]})
     assert await receive_close(communicator) == closed(4403)
     await communicator.disconnect()
 

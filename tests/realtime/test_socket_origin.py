@@ -78,7 +78,7 @@ async def test_refused_handshake_does_not_spend_the_ticket(user, sockets, redis_
     ticket = await db_call(mint_ticket)(user)
     refused = sockets(f"ticket={ticket}", headers=[HOST, (b"origin", b"http://evil.example")])
     assert await refused.connect() == (False, 1000)
-    assert redis_client.get(ticket_key(ticket)) == str(user.pk).encode()
+    assert redis_client.get(ticket_key(ticket)) == f"{user.pk}:0".encode()
 
     allowed = sockets(f"ticket={ticket}", headers=[HOST, (b"origin", b"http://testserver")])
     await assert_accepted_with_status(allowed, user)
