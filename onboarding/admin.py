@@ -344,7 +344,7 @@ class WizardStatusHistoryAdmin(admin.ModelAdmin):
         "version",
         "changed",
         "causes",
-        "actors",
+        "made_by",
         "occurred_at",
         "recorded_at",
     )
@@ -360,3 +360,10 @@ class WizardStatusHistoryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="actors")
+    def made_by(self, entry: WizardStatusHistory) -> str:
+        return ", ".join(
+            actor["kind"] if actor["id"] is None else f"{actor['kind']} #{actor['id']}"
+            for actor in entry.actors
+        )

@@ -12,7 +12,6 @@ from django.contrib.auth.hashers import MD5PasswordHasher
 class CountingHasher(MD5PasswordHasher):
     """Counts password checks, so a test can tell that a refused attempt cost no hashing."""
 
-    algorithm = "md5"
     lock = threading.Lock()
     verifications = 0
 
@@ -28,20 +27,38 @@ class CountingHasher(MD5PasswordHasher):
 
 
 class GatedHasher(MD5PasswordHasher):
-    """Hashing a new password signals `hashing` and waits for `proceed`: a test can commit
-    other writes while a password change is mid-way, as a slow real hash allows."""
+    """The first hash after `arm` (a new password's, or a check of one) signals `started`
+    and waits for `proceed`: a test commits other writes meanwhile, as the ~0.3 s of a real
+    hash lets them."""
 
-    algorithm = "md5"
-    hashing = threading.Event()
+    lock = threading.Lock()
+    gated = True
+    started = threading.Event()
     proceed = threading.Event()
 
     def encode(self, password, salt):
-        if GatedHasher.hashing.is_set() is False and not GatedHasher.proceed.is_set():
-            GatedHasher.hashing.set()
-            assert GatedHasher.proceed.wait(timeout=30), "the test never let the hash finish"
+        self._hold()
         return super().encode(password, salt)
 
+    def verify(self, password, encoded):
+        self._hold()
+        return super().verify(password, encoded)
+
     @classmethod
-    def reset(cls) -> None:
-        cls.hashing.clear()
+    def _hold(cls) -> None:
+        with cls.lock:
+            first, cls.gated = not cls.gated, True
+        if first:
+            cls.started.set()
+            assert cls.proceed.wait(timeout=30), "the test never let the hash finish"
+
+    @classmethod
+    def arm(cls) -> None:
+        cls.started.clear()
         cls.proceed.clear()
+        cls.gated = False
+
+    @classmethod
+    def disarm(cls) -> None:
+        cls.gated = True
+        cls.proceed.set()  # never leave a thread waiting

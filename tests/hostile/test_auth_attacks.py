@@ -9,7 +9,9 @@ tests/realtime/test_socket_origin.py and tests/onboarding/test_api_auth.py leave
 - Any origin a browser can send for another site is refused at the handshake, even with a
   valid session cookie.
 - Any generated token string, shaped like a JWT or not, signed with our key or another:
-  4401 on the socket, 401 on the REST API.
+  4401 on the socket, 401 on the REST API. The claim sets start from a live sign-in's, so
+  each is refused for what was spoiled in it (a missing `jti`, another sign-in, a future
+  generation...), not for lacking what a real token has.
 """
 
 import asyncio
@@ -28,6 +30,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from onboarding.services import profile_update
+from onboarding.sign_ins import sign_in_start, sign_out
 from realtime.broadcast import broadcast_to_users, status_event
 from realtime.tickets import _key as ticket_key
 from tests.conftest import bearer_client, session_client
@@ -251,43 +254,83 @@ async def test_any_origin_of_another_site_is_refused_even_with_a_valid_session(
 # Tokens
 
 
-def _claims(user_id: int, now: int) -> dict:
-    return {"sub": str(user_id), "type": "access", "iat": now, "exp": now + 300, "jti": "0" * 16}
+@pytest.fixture
+def live(user, other_user) -> dict:
+    """The sign-in claims of a live sign-in of `user`, an ended one, and one of `other_user`."""
+    ended = sign_in_start(user=user)
+    sign_out(user_id=user.pk, sign_in_id=jwt_claims(ended.access)["sid"], refresh_token=None)
+    return {
+        "mine": jwt_claims(sign_in_start(user=user).access),
+        "ended": jwt_claims(ended.access)["sid"],
+        "theirs": jwt_claims(sign_in_start(user=other_user).access)["sid"],
+    }
+
+
+def jwt_claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def _claims(live: dict, now: int) -> dict:
+    mine = live["mine"]
+    return {
+        "sub": mine["sub"],
+        "type": "access",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "0" * 16,
+        "sid": mine["sid"],
+        "gen": mine["gen"],
+    }
 
 
 def _without(name: str):
-    return lambda claims, value, now: {key: v for key, v in claims.items() if key != name}
+    return lambda claims, value, now, live: {key: v for key, v in claims.items() if key != name}
 
 
 # Each makes a claim set that our key signs invalid, for a reason of its own.
 SPOILERS = {
-    "wrong-type": lambda claims, value, now: dict(claims, type=value or "refresh"),
-    "non-digit-sub": lambda claims, value, now: dict(claims, sub=f"x{value}"),
-    "integer-sub": lambda claims, value, now: dict(claims, sub=len(value) + 1),
-    "unknown-user": lambda claims, value, now: dict(claims, sub=str(10**12 + len(value))),
-    "expired": lambda claims, value, now: dict(claims, exp=now - 5 - len(value)),
-    "not-yet-valid": lambda claims, value, now: dict(claims, nbf=now + 3600),
-    "text-exp": lambda claims, value, now: dict(claims, exp=f"soon{value}"),
+    "wrong-type": lambda claims, value, now, live: dict(claims, type=value or "refresh"),
+    "non-digit-sub": lambda claims, value, now, live: dict(claims, sub=f"x{value}"),
+    "integer-sub": lambda claims, value, now, live: dict(claims, sub=len(value) + 1),
+    "unknown-user": lambda claims, value, now, live: dict(claims, sub=str(10**12 + len(value))),
+    "expired": lambda claims, value, now, live: dict(claims, exp=now - 5 - len(value)),
+    "not-yet-valid": lambda claims, value, now, live: dict(claims, nbf=now + 3600),
+    "text-exp": lambda claims, value, now, live: dict(claims, exp=f"soon{value}"),
     "no-exp": _without("exp"),
     "no-iat": _without("iat"),
     "no-sub": _without("sub"),
     "no-type": _without("type"),
+    "no-jti": _without("jti"),
+    "no-sid": _without("sid"),
+    "no-gen": _without("gen"),
+    "empty-jti": lambda claims, value, now, live: dict(claims, jti=""),
+    "ended-sign-in": lambda claims, value, now, live: dict(claims, sid=live["ended"]),
+    "other-users-sign-in": lambda claims, value, now, live: dict(claims, sid=live["theirs"]),
+    "unknown-sign-in": lambda claims, value, now, live: dict(claims, sid=10**12 + len(value)),
+    "text-sid": lambda claims, value, now, live: dict(claims, sid=str(live["mine"]["sid"])),
+    "other-generation": lambda claims, value, now, live: dict(
+        claims, gen=live["mine"]["gen"] + 1 + len(value)
+    ),
+    "negative-generation": lambda claims, value, now, live: dict(claims, gen=-1),
+    "float-generation": lambda claims, value, now, live: dict(
+        claims, gen=float(live["mine"]["gen"])
+    ),
 }
 base64url = string.ascii_letters + string.digits + "-_"
 
 
-def tokens_for(user_id: int) -> st.SearchStrategy:
-    """Token strings none of which may authenticate `user_id` or anyone else."""
+def tokens_for(live: dict) -> st.SearchStrategy:
+    """Token strings none of which may authenticate the user of `live` or anyone else."""
 
     def spoiled(names: list[str], value: str) -> str:
         now = int(time.time())
-        claims = _claims(user_id, now)
+        claims = _claims(live, now)
         for name in names:
-            claims = SPOILERS[name](claims, value, now)
+            claims = SPOILERS[name](claims, value, now, live)
         return jwt.encode(claims, settings.JWT_SIGNING_KEY, algorithm="HS256")
 
     def signed(key: str, algorithm: str) -> str:
-        return jwt.encode(_claims(user_id, int(time.time())), key, algorithm=algorithm)
+        return jwt.encode(_claims(live, int(time.time())), key, algorithm=algorithm)
 
     return st.one_of(
         st.text(header_text, max_size=200),
@@ -310,8 +353,8 @@ def tokens_for(user_id: int) -> st.SearchStrategy:
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # on purpose
 @hypothesis_settings(max_examples=150, **FUZZ)
 @given(data=st.data())
-async def test_a_generated_token_opens_no_socket_and_no_api(user, sockets, data):
-    token = data.draw(tokens_for(user.pk), label="token")
+async def test_a_generated_token_opens_no_socket_and_no_api(user, sockets, live, data):
+    token = data.draw(tokens_for(live), label="token")
     await assert_refused_with_4401(sockets(f"token={quote(token, safe='')}"))
     rest = await db_call(Client(headers={"Authorization": f"Bearer {token}"}).get)(ME)
     assert (rest.status_code, rest.json()) == (401, UNAUTHORIZED)

@@ -31,6 +31,7 @@ ENDPOINTS = {
     "token": Endpoint("post", "/api/v1/auth/token", False, 200),
     "refresh": Endpoint("post", "/api/v1/auth/token/refresh", False, 200),
     "login": Endpoint("post", "/api/v1/auth/login", False, 200),
+    "password": Endpoint("post", "/api/v1/auth/password", True, 200),
     "profile": Endpoint("patch", "/api/v1/accounts/me", True, 200),
     "prompt": Endpoint("put", "/api/v1/ai-prompts/manual", True, 200),
     "channel": Endpoint("post", "/api/v1/channels", True, 201),
@@ -48,6 +49,10 @@ def valid_body(endpoint: str, user: User) -> dict:
         "token": lambda: {"username": user.username, "password": PASSWORD},
         "refresh": lambda: {"refresh": tokens_for(user).refresh},
         "login": lambda: {"username": user.username, "password": PASSWORD},
+        "password": lambda: {
+            "current_password": PASSWORD,
+            "new_password": "a brand new pass phrase 9",
+        },
         "profile": lambda: {
             "first_name": "Grace",
             "last_name": "Hopper",
@@ -121,6 +126,8 @@ STRING_FIELDS = [
     StringField("refresh", "refresh", 4096),
     StringField("login", "username", 150),
     StringField("login", "password", 4096, only_nul_forbidden=True),
+    StringField("password", "current_password", 4096, only_nul_forbidden=True),
+    StringField("password", "new_password", 4096, only_nul_forbidden=True),
     StringField("profile", "first_name", 150, nullable=True),
     StringField("profile", "last_name", 150, nullable=True),
     StringField("profile", "phone_number", 64, nullable=True),
@@ -283,6 +290,29 @@ def field_specific_cases():
             blank("username", INVALID_USERNAME),
         )
     yield Case("register.password-empty", "register", {"password": ""}, 422, too_short("password"))
+    yield Case(
+        "password.new_password-empty",
+        "password",
+        {"new_password": ""},
+        422,
+        too_short("new_password"),
+    )
+    yield Case(
+        "password.current_password-wrong",
+        "password",
+        {"current_password": "not the password"},
+        400,
+        {"code": "wrong_password", "detail": "The current password is not correct."},
+    )
+    yield Case(
+        "password.new_password-common",
+        "password",
+        {"new_password": "Dragon2024"},
+        422,
+        service_error(
+            "new_password", "This password is a common password with digits or symbols added."
+        ),
+    )
     yield Case(
         "register.password-blank",
         "register",
@@ -469,6 +499,8 @@ def test_a_bad_field_is_rejected_without_a_trace(owner, case):
         ("refresh", "refresh"),
         ("login", "username"),
         ("login", "password"),
+        ("password", "current_password"),
+        ("password", "new_password"),
         ("prompt", "content"),
         ("channel", "platform"),
         ("channel", "external_id"),
