@@ -19,6 +19,7 @@ from onboarding.exceptions import (
     NotFound,
     PasswordRejected,
     RateLimited,
+    SignInBusy,
     SignInUnavailable,
     UsernameTaken,
     WizardIncomplete,
@@ -199,4 +200,12 @@ def on_sign_in_unavailable(request: HttpRequest, error: SignInUnavailable) -> Ht
     body = {"detail": "Signing in is unavailable for a moment; try again shortly."}
     response = api.create_response(request, body, status=503)
     response["Retry-After"] = "5"
+    return response
+
+
+@api.exception_handler(SignInBusy)
+def on_sign_in_busy(request: HttpRequest, error: SignInBusy) -> HttpResponse:
+    body = {"detail": "Too many passwords are being checked at once; try again in a second."}
+    response = api.create_response(request, body, status=503)
+    response["Retry-After"] = "1"
     return response

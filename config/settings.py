@@ -133,6 +133,9 @@ JWT_SIGN_IN_LIFETIME = timedelta(seconds=env.int("JWT_SIGN_IN_LIFETIME", default
 # (onboarding/lockout.py): per account from one client address, and per account in all.
 LOGIN_LOCKOUT_PER_ADDRESS = env.str("LOGIN_LOCKOUT_PER_ADDRESS", default="5/15m")
 LOGIN_LOCKOUT_PER_ACCOUNT = env.str("LOGIN_LOCKOUT_PER_ACCOUNT", default="100/1h")
+# Password hashes (~0.5 s of a core each) running at once per web process; one more is
+# answered 503 at once rather than waiting for an HTTP thread (onboarding/lockout.py).
+PASSWORD_CHECK_CONCURRENCY = env.int("PASSWORD_CHECK_CONCURRENCY", default=2)
 # Reverse proxies in front of the web process that append to X-Forwarded-For: the client
 # address is the entry this many from the right. 0: the connection's own address.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

@@ -48,7 +48,12 @@ def _token_answer(pair: TokenPair) -> dict:
     return {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}
 
 
-@router.post("/auth/register", auth=None, response={201: UserOut, 409: ErrorOut}, tags=["auth"])
+@router.post(
+    "/auth/register",
+    auth=None,
+    response={201: UserOut, 409: ErrorOut, 503: ErrorOut},
+    tags=["auth"],
+)
 def register(request: HttpRequest, payload: RegisterIn):
     user = services.user_register(
         username=payload.username, password=payload.password, email=payload.email

@@ -57,5 +57,9 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class SignInBusy(DomainError):
+    """Every password-hashing slot of the process is taken: retry in a moment."""
+
+
 class SignInUnavailable(DomainError):
     """The attempt limits cannot be checked (Redis is unreachable): no password is checked."""

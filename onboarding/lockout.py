@@ -11,13 +11,21 @@ the limit, and taken back if the password was right: twenty guesses sent at once
 five times, not twenty. The account is the user's id when the name exists (every spelling
 that signs in to it shares one count), else the normalised name.
 
+Hashing is bounded too: at most `PASSWORD_CHECK_CONCURRENCY` password hashes run at once in
+a web process (sign-ins and registrations), and one more is refused at once (503, retry in a
+second) instead of waiting. A guess at an account of its own costs ~0.5 s of a core; without
+the bound, twenty of them at once held every HTTP thread and a user's PATCH waited seconds.
+
 django-axes was the first choice; see the README for why it is not used.
 """
 
 import hashlib
 import re
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
@@ -28,7 +36,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from redis.commands.core import Script
 
 from config.redis import redis_client
-from onboarding.exceptions import RateLimited, SignInUnavailable
+from onboarding.exceptions import RateLimited, SignInBusy, SignInUnavailable
 
 _KEY_PREFIX = "wizard:sign-in-failures:"
 _RULE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -151,6 +159,24 @@ def attempt_begin(*, subject: str, address: str) -> Attempt:
     return Attempt(keys=keys, member=member)
 
 
+_hashing_slots: dict[int, threading.BoundedSemaphore] = {}  # by the setting's value
+_hashing_slots_lock = threading.Lock()
+
+
+@contextmanager
+def password_hashing() -> Iterator[None]:
+    """Hold one of the process's password-hashing slots, or raise SignInBusy at once."""
+    count = settings.PASSWORD_CHECK_CONCURRENCY
+    with _hashing_slots_lock:
+        slots = _hashing_slots.setdefault(count, threading.BoundedSemaphore(count))
+    if not slots.acquire(blocking=False):
+        raise SignInBusy()
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 def client_address(meta: dict) -> str:
     """The client's address: the connection's, or the one `X-Forwarded-For` names behind
     `TRUSTED_PROXY_COUNT` proxies.
@@ -189,11 +215,16 @@ class LockoutModelBackend(ModelBackend):
         subject = user_subject(user.pk) if user is not None else name_subject(username)
         address = client_address(request.META) if request is not None else "local"
         attempt = attempt_begin(subject=subject, address=address)
-        if user is None:
-            # Hash anyway, so an unknown name takes as long to refuse as a wrong password.
-            user_model().set_password(password)
-            return None
-        if user.check_password(password) and self.user_can_authenticate(user):
-            attempt.succeeded()
-            return user
-        return None
+        try:
+            with password_hashing():
+                if user is None:
+                    # Hash anyway: an unknown name takes as long to refuse as a wrong password.
+                    user_model().set_password(password)
+                    return None
+                if user.check_password(password) and self.user_can_authenticate(user):
+                    attempt.succeeded()
+                    return user
+                return None
+        except SignInBusy:
+            attempt.succeeded()  # no password was checked: not a failure
+            raise

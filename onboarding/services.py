@@ -20,7 +20,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from onboarding import validators
+from onboarding import lockout, validators
 from onboarding.exceptions import (
     ChannelTaken,
     InvalidInput,
@@ -117,7 +117,8 @@ def user_register(*, username: str, password: str, email: str = "") -> User:
     except ValidationError as error:
         raise PasswordRejected(error.messages) from None
 
-    candidate.set_password(password)
+    with lockout.password_hashing():
+        candidate.set_password(password)
     try:
         # The database decides, in any case (a unique index on the upper-cased name):
         # concurrent registrations of "Ann" and "ANN" cannot both pass a check made first.

@@ -23,7 +23,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from onboarding import lockout
-from onboarding.exceptions import InvalidToken, NotFound, PasswordRejected, WrongPassword
+from onboarding.exceptions import (
+    InvalidToken,
+    NotFound,
+    PasswordRejected,
+    SignInBusy,
+    WrongPassword,
+)
 from onboarding.models import OnboardingProfile, SignIn, SignInEnd, User
 from onboarding.tokens import TokenPair, new_jti, token_claims, token_pair_encode
 from outbox.models import Actor, Topic
@@ -188,14 +194,21 @@ def user_password_change(
     if user is None:
         raise NotFound(f"User {user_id} does not exist.")
     attempt = lockout.attempt_begin(subject=lockout.user_subject(user.pk), address=client_address)
-    if not user.check_password(current_password):
+    try:
+        with lockout.password_hashing():
+            right = user.check_password(current_password)
+    except SignInBusy:
+        attempt.succeeded()  # no password was checked: not a failure
+        raise
+    if not right:
         raise WrongPassword()
     attempt.succeeded()
     try:
         password_validation.validate_password(new_password, user=user)
     except ValidationError as error:
         raise PasswordRejected(error.messages, field="new_password") from None
-    hashed = make_password(new_password)  # ~0.3 s: before any lock is taken
+    with lockout.password_hashing():
+        hashed = make_password(new_password)  # ~0.5 s: before any lock is taken
     with transaction.atomic():
         user = _lock_user(user_id)
         user.password = hashed
@@ -212,7 +225,7 @@ def user_password_set(*, user_id: int, password: str | None, actor: Actor) -> Us
     Validation is the caller's (the admin's form, `changepassword`). Every credential the
     user held is void afterwards.
     """
-    hashed = make_password(password)  # before the lock: hashing takes ~0.3 s
+    hashed = make_password(password)  # before the lock: hashing takes ~0.5 s
     with transaction.atomic():
         user = _lock_user(user_id)
         user.password = hashed

@@ -121,7 +121,7 @@ def _secured(case) -> bool:
 # 200 for most), while the API-wide auth, body parser and error handlers also answer 400,
 # 401, 403, 413 and 422. Every one of those is now documented where it can happen.
 DOCUMENTED = {
-    ("POST", "/api/v1/auth/register"): [201, 400, 409, 413, 422],
+    ("POST", "/api/v1/auth/register"): [201, 400, 409, 413, 422, 503],
     ("POST", "/api/v1/auth/token"): [200, 400, 401, 413, 422, 429, 503],
     ("POST", "/api/v1/auth/token/refresh"): [200, 400, 401, 413, 422],
     ("POST", "/api/v1/auth/login"): [200, 400, 401, 413, 422, 429, 503],

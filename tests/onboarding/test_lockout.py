@@ -11,9 +11,9 @@ import pytest
 from django.test import Client
 
 from onboarding import lockout
-from tests.concurrency import run_behind_barrier
+from tests.concurrency import in_thread, run_behind_barrier
 from tests.factories import PASSWORD, make_user
-from tests.hashers import CountingHasher
+from tests.hashers import CountingHasher, GatedHasher
 
 TOKEN = "/api/v1/auth/token"
 LOGIN = "/api/v1/auth/login"
@@ -195,7 +195,8 @@ def test_behind_trusted_proxies_the_client_is_the_entry_they_name(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_twenty_guesses_sent_at_once_are_hashed_five_times():
+def test_twenty_guesses_sent_at_once_are_hashed_five_times(settings):
+    settings.PASSWORD_CHECK_CONCURRENCY = 20  # the limits alone, not the hashing slots
     user = make_user()
     CountingHasher.reset()
 
@@ -261,3 +262,35 @@ def test_limits_are_written_as_n_per_period(text, rule):
 def test_a_malformed_limit_is_refused(text):
     with pytest.raises(ValueError, match="N/period"):
         lockout.Rule.parse(text)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_password_check_beyond_the_processs_hashing_slots_is_refused_at_once(settings):
+    settings.PASSWORD_HASHERS = ["tests.hashers.GatedHasher"]
+    settings.PASSWORD_CHECK_CONCURRENCY = 1
+    user, other = make_user(), make_user()
+    GatedHasher.arm()
+    try:
+        first = in_thread(lambda: attempt(user.username, PASSWORD))
+        assert GatedHasher.started.wait(timeout=10)  # it holds the only slot, hashing
+
+        busy = attempt(other.username, PASSWORD)
+        registering = Client().post(
+            "/api/v1/auth/register",
+            {"username": "newcomer", "password": "a long pass phrase 7"},
+            content_type="application/json",
+        )
+    finally:
+        GatedHasher.disarm()
+    first_answer = first.result()
+
+    assert busy.status_code == 503
+    assert busy.json() == {
+        "detail": "Too many passwords are being checked at once; try again in a second."
+    }
+    assert busy["Retry-After"] == "1"
+    assert registering.status_code == 503
+    assert first_answer.status_code == 200
+    # A refused check is no failed attempt: five wrong ones still come before the lockout.
+    assert fail(other.username, 5) == [401] * 5
+    assert_locked_out(attempt(other.username, PASSWORD))
