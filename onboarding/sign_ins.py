@@ -12,14 +12,14 @@ sockets already open (the relay pushes it; the reconciler catches up if that pus
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from onboarding import lockout
@@ -59,7 +59,7 @@ def sign_in_start(*, user: User) -> TokenPair:
     return _token_pair(sign_in, generation=user.credentials_generation, now=now)
 
 
-def _token_pair(sign_in: SignIn, *, generation: int, now) -> TokenPair:
+def _token_pair(sign_in: SignIn, *, generation: int, now: datetime) -> TokenPair:
     return token_pair_encode(
         user_id=sign_in.user_id,
         sign_in_id=sign_in.pk,
@@ -70,11 +70,11 @@ def _token_pair(sign_in: SignIn, *, generation: int, now) -> TokenPair:
     )
 
 
-def _forget_old_sign_ins(*, user_id: int, now) -> None:
+def _forget_old_sign_ins(*, user_id: int, now: datetime) -> None:
     """Each user's ended and expired sign-ins go with their next sign-in: no sweep needed."""
     cutoff = now - ENDED_SIGN_IN_RETENTION
-    SignIn.objects.filter(user_id=user_id, expires_at__lt=cutoff).delete()
-    SignIn.objects.filter(user_id=user_id, ended_at__lt=cutoff).delete()
+    old = Q(expires_at__lt=cutoff) | Q(ended_at__lt=cutoff)
+    SignIn.objects.filter(old, user_id=user_id).delete()
 
 
 def sign_in_refresh(*, refresh_token: str) -> TokenPair:
@@ -115,7 +115,7 @@ def sign_in_refresh(*, refresh_token: str) -> TokenPair:
     return pair
 
 
-def _end(sign_in: SignIn, *, reason: SignInEnd, now) -> None:
+def _end(sign_in: SignIn, *, reason: SignInEnd, now: datetime) -> None:
     sign_in.ended_at = now
     sign_in.end_reason = reason
     sign_in.save(update_fields=["ended_at", "end_reason"])

@@ -253,7 +253,9 @@ def _claim_and_record(*, batch_size: int, event_ids: Sequence[int] | None = None
     return _ClaimedBatch(events=events, push_events=_push_events(statuses, by_user, to_push))
 
 
-def _status_change(status, events: list[OutboxEvent]) -> "onboarding_services.StatusChange":
+def _status_change(
+    status: onboarding_selectors.WizardStatus, events: list[OutboxEvent]
+) -> "onboarding_services.StatusChange":
     """What the history says of a status: the changes behind it and who made them.
 
     A revocation of credentials changes no onboarding data: it is behind no status.
@@ -268,7 +270,11 @@ def _status_change(status, events: list[OutboxEvent]) -> "onboarding_services.St
     )
 
 
-def _push_events(statuses, by_user, to_push) -> dict[int, list[dict[str, Any]]]:
+def _push_events(
+    statuses: dict[int, onboarding_selectors.WizardStatus],
+    by_user: dict[int, list[OutboxEvent]],
+    to_push: list[onboarding_selectors.WizardStatus],
+) -> dict[int, list[dict[str, Any]]]:
     """Per user, in order: close the sockets of revoked credentials, then the new status.
 
     A deactivated user's sockets all close (4403) and get nothing else.

@@ -428,3 +428,20 @@ def test_a_sign_in_started_from_a_stale_read_is_void_if_a_revocation_came_betwee
 
     assert me(pair.access) == 401
     assert refresh(pair.refresh).status_code == 401
+
+
+def test_a_users_old_sign_ins_are_deleted_with_the_next_sign_in(user):
+    live, ended, expired = (sign_in(user) for _ in range(3))
+    long_ago = timezone.now() - sign_ins.ENDED_SIGN_IN_RETENTION - timedelta(minutes=1)
+    SignIn.objects.filter(pk=claims(ended["access"])["sid"]).update(ended_at=long_ago)
+    SignIn.objects.filter(pk=claims(expired["access"])["sid"]).update(expires_at=long_ago)
+    other_users = sign_in(make_user())
+    SignIn.objects.filter(pk=claims(other_users["access"])["sid"]).update(ended_at=long_ago)
+
+    newest = sign_in(user)
+
+    assert set(SignIn.objects.filter(user=user).values_list("pk", flat=True)) == {
+        claims(live["access"])["sid"],
+        claims(newest["access"])["sid"],
+    }
+    assert SignIn.objects.filter(pk=claims(other_users["access"])["sid"]).exists()
