@@ -8,7 +8,12 @@ writes status-changing data over HTTP the whole time. Meanwhile it injects fault
 another: SIGKILL of a worker right after a burst of writes (the moment a batch is claimed
 when it can catch one), SIGKILL of beat, a second beat, three workers relaying at once and
 then killed together, SIGKILL and restart of a web process, a Redis restart, Redis gone for
-3-5 s, and a fast PostgreSQL restart.
+3-5 s, a fast PostgreSQL restart, and revoked credentials: some users change their password
+(`POST /api/v1/auth/password`) and an administrator ends all sessions of others (the
+service the admin action calls, run by `manage.py shell` in a process of its own), after
+which those users sign in again. Each user's writer and tabs then switch to the new access
+token: a write refused with 401 because its token was just revoked is made again with the
+new one, and a socket closed with 4401 reconnects with the new token, never the old one.
 
 After each fault, once every process runs again, the writer pauses and the invariants are
 checked against the database:
@@ -20,6 +25,11 @@ checked against the database:
 - one (user, version) never carried two different statuses (sockets, HTTP reads, history);
 - no outbox row is still pending once the claim timeout (3 s here) and a sweep have passed,
   and none failed;
+- after revoked credentials: every socket opened with them was closed by the server with
+  4401 (within 5 s), none reconnected with them after that, and every socket is open again
+  with the user's new credentials (the convergence check above); no other socket, and no
+  request with credentials never revoked, was refused (4401, or 401); each revocation moved
+  the user's credentials generation on exactly once;
 - the status history has one entry per (user, version), consecutive entries differ, and its
   newest entry is the user's current status.
 
@@ -34,16 +44,17 @@ import asyncio
 import contextlib
 import itertools
 import json
-import math
 import random
 import secrets
 import signal
+import subprocess
 import sys
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,7 +62,7 @@ import psycopg
 import websockets
 
 from tests.e2e.clients import PASSWORD, SOCKET_PATH
-from tests.e2e.harness import Harness, HarnessError, ManagedProcess
+from tests.e2e.harness import PROJECT_ROOT, Harness, HarnessError, ManagedProcess
 from tests.faults.cluster import PrivateCluster
 
 CLAIM_TIMEOUT_SECONDS = 3.0  # OUTBOX_CLAIM_TIMEOUT of every process in the run
@@ -67,6 +78,11 @@ POLL_SECONDS = 0.05
 # work shares the machine; the time a restart takes is not what the suite measures.
 START_TIMEOUT_SECONDS = 120.0
 STATUS_REREAD_SECONDS = 0.5  # a user still not converged has the database read again
+# The credentials fault: this many users change their password, as many more have all their
+# sessions ended by an administrator (a `manage.py shell` of its own: ~1-2 s to start).
+CREDENTIAL_USERS = 6
+SESSIONS_END_TIMEOUT_SECONDS = 90.0
+CLOSE_UNAUTHENTICATED = 4401  # the socket's credentials are missing, invalid or revoked
 
 FAULT_KINDS = (
     "worker_kill",
@@ -77,6 +93,7 @@ FAULT_KINDS = (
     "redis_restart",
     "redis_outage",
     "postgres_restart",
+    "credentials",
 )
 _UNKNOWN = object()  # a write's outcome is not known: look before the next one
 
@@ -125,6 +142,10 @@ class Result:
     content_only_matches: int = 0
     mid_batch_kills: int = 0
     reconnects: int = 0
+    revoked_sockets: int = 0  # sockets opened with revoked credentials, closed with 4401
+    worst_revoked_close: float = 0.0  # from a revocation's answer to such a socket's close
+    writes_after_401: int = 0  # writes refused with just-revoked credentials, made again
+    busy_answers: int = 0  # sign-ins, registrations, password changes answered 503, retried
     elapsed: float = 0.0
 
     @property
@@ -136,11 +157,54 @@ class Result:
         )
 
 
+def _set_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
+class Unauthorized(Exception):
+    """A request was answered 401: its token was not accepted, so nothing was done."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__("401")
+        self.token = token
+
+
+@dataclass(eq=False)
+class ConnectionRecord:
+    """One connection of a socket: the token it was opened with and how it ended."""
+
+    token: str
+    opened_at: float
+    closed_at: float | None = None
+    close_code: int | None = None  # the code the server's close frame carried, else 1006
+    got_first: bool = False
+    by_client_at: float | None = None  # when the tab closed it itself (churn, end of the run)
+
+
+@dataclass(eq=False)
+class Revocation:
+    """One user's credentials revoked during a credentials fault."""
+
+    user: "SuiteUser"
+    how: str  # "password" or "sessions"
+    tokens: set[str]  # the access tokens the revocation voids
+    begun_at: float = field(default_factory=time.monotonic)
+    answered_at: float = 0.0  # when the suite learnt the revocation committed
+
+
 @dataclass(eq=False)
 class SuiteUser:
     id: int
     username: str
     access: str
+    password: str = PASSWORD
+    # Access tokens whose revocation has begun: a 401 / 4401 with one of them is expected.
+    revoked: set[str] = field(default_factory=set)
+    # Cleared while the user's credentials are being replaced: a writer or a socket refused
+    # with a revoked token waits here for the new one.
+    ready: asyncio.Event = field(default_factory=_set_event)
     # What the writer believes the user's data is; None / _UNKNOWN after an unknown outcome.
     first_name: bool | None = False
     manual_prompt: bool | None = False
@@ -166,24 +230,31 @@ class SocketClient:
         self.latest: dict | None = None  # the status with the highest version received
         self.connections = 0
         self.task: asyncio.Task | None = None
+        self.token: str | None = None  # the access token of the current connection
+        self.record: ConnectionRecord | None = None  # the current connection's
+        self.records: list[ConnectionRecord] = []  # every connection, in order
 
-    @property
-    def url(self) -> str:
-        return f"{self.web.ws_url(SOCKET_PATH)}?token={self.user.access}"
+    def url(self, token: str) -> str:
+        return f"{self.web.ws_url(SOCKET_PATH)}?token={token}"
 
     async def run(self) -> None:
         failures = 0
         while not self.suite.stopping.is_set():
             floor = self.user.max_seen  # committed before this connect: the floor
+            token = self.user.access  # like a browser: whatever token the tab holds now
             try:
                 connection = await websockets.connect(
-                    self.url, ping_interval=None, open_timeout=5, close_timeout=1
+                    self.url(token), ping_interval=None, open_timeout=5, close_timeout=1
                 )
             except (OSError, TimeoutError, websockets.WebSocketException):
                 failures += 1
+                if token in self.user.revoked:  # refused, maybe for it: get the new one
+                    await self.suite.credentials(self.user)
                 await self.suite.pause(self.backoff(failures))
                 continue
-            self.connection = connection
+            record = ConnectionRecord(token=token, opened_at=time.monotonic())
+            self.records.append(record)
+            self.connection, self.token, self.record = connection, token, record
             self.connections += 1
             got_first = False
             try:
@@ -193,10 +264,24 @@ class SocketClient:
             finally:
                 self.open = False
                 self.connection = None
+                self.record = None
             code = connection.close_code
-            if code in (4401, 4403, 4429):
-                self.suite.violation(f"{self.label}: closed by the server with {code}")
+            record.closed_at, record.close_code, record.got_first = (
+                time.monotonic(),
+                code,
+                got_first,
+            )
+            revoked = token in self.user.revoked
+            if code in (4401, 4403, 4429) and not (code == CLOSE_UNAUTHENTICATED and revoked):
+                self.suite.violation(
+                    f"{self.label}: closed by the server with {code}"
+                    + (" (its credentials were never revoked)" if code == 4401 else "")
+                )
             failures = 0 if got_first else failures + 1
+            if revoked:
+                # Its credentials are void: reconnect only with the new ones, once known.
+                await self.suite.credentials(self.user)
+                failures = 0
             await self.suite.pause(self.backoff(failures))
 
     @staticmethod
@@ -231,13 +316,17 @@ class SocketClient:
     async def close(self) -> None:
         connection = self.connection
         if connection is not None:
+            if self.record is not None and self.record.by_client_at is None:
+                self.record.by_client_at = time.monotonic()
             with contextlib.suppress(Exception):
                 await connection.close()
 
 
 class Writer:
     """Random status-changing writes over HTTP, to either web process; errors are tolerated:
-    a failed write is not counted, and one with an unknown outcome is looked up next time."""
+    a failed write is not counted, and one with an unknown outcome is looked up next time.
+    A write refused with 401 because its user's token was just revoked did nothing: it is
+    made again with the user's new token."""
 
     def __init__(self, suite: "FaultSuite") -> None:
         self.suite = suite
@@ -245,6 +334,7 @@ class Writer:
         self.running.set()
         self.in_flight = 0
         self.made: Counter = Counter()
+        self.after_401 = 0  # writes made again after a 401 for a just-revoked token
 
     @property
     def count(self) -> int:
@@ -258,8 +348,9 @@ class Writer:
             await self.write(random.choice(self.suite.users))
             await self.suite.pause(random.uniform(0, self.suite.config.write_gap_seconds))
 
-    async def burst(self, writes: int) -> None:
-        await asyncio.gather(*(self.write(random.choice(self.suite.users)) for _ in range(writes)))
+    async def burst(self, writes: int, users: Sequence[SuiteUser] | None = None) -> None:
+        users = users or self.suite.users
+        await asyncio.gather(*(self.write(random.choice(users)) for _ in range(writes)))
 
     async def drain(self) -> None:
         """Stop issuing writes and wait for those in flight (their outcome may be unknown)."""
@@ -274,8 +365,32 @@ class Writer:
     async def write(self, user: SuiteUser) -> None:
         self.in_flight += 1
         kind = random.choice(("first_name", "manual_prompt", "instagram", "telegram"))
+        base = random.choice(self.suite.webs).url
+        made = False
         try:
-            made = await self._write(user, kind, random.choice(self.suite.webs).url)
+            for attempt in itertools.count():
+                token = user.access
+                try:
+                    made = await self._write(user, kind, base, token)
+                except Unauthorized:
+                    # Refused before anything was done: what the writer believes still holds.
+                    if token not in user.revoked:
+                        self.suite.violation(
+                            f"user {user.id}: a {kind} write was refused with 401, with a "
+                            "token never revoked"
+                        )
+                    elif self.suite.stopping.is_set():
+                        pass  # the run is ending: the new token may never come
+                    elif attempt >= 3:
+                        self.suite.violation(
+                            f"user {user.id}: a {kind} write was still refused with 401 "
+                            f"after {attempt + 1} tries with the user's newest token"
+                        )
+                    else:
+                        await self.suite.credentials(user)
+                        self.after_401 += 1
+                        continue
+                break
         except (httpx.HTTPError, ValueError):
             made = False
             self._forget(user, kind)
@@ -291,55 +406,200 @@ class Writer:
         else:
             user.channels[kind] = _UNKNOWN
 
-    async def _write(self, user: SuiteUser, kind: str, base: str) -> bool:
-        http = self.suite.http
-        headers = user.headers
+    async def _send(self, method: str, url: str, token: str, **kwargs: Any) -> httpx.Response:
+        """One request with `token`; Unauthorized (before any belief changes) on a 401."""
+        response = await self.suite.http.request(
+            method, url, headers={"Authorization": f"Bearer {token}"}, **kwargs
+        )
+        if response.status_code == 401:
+            raise Unauthorized(token)
+        return response
+
+    async def _write(self, user: SuiteUser, kind: str, base: str, token: str) -> bool:
+        send = self._send
         if kind in ("first_name", "manual_prompt"):
             believed = getattr(user, kind)
             target = random.choice((True, False)) if believed is None else not believed
             if kind == "first_name":
-                response = await http.patch(
+                response = await send(
+                    "PATCH",
                     f"{base}/api/v1/accounts/me",
+                    token,
                     json={"first_name": "Ada" if target else ""},
-                    headers=headers,
                 )
                 made = response.status_code == 200
             elif target:
-                response = await http.put(
+                response = await send(
+                    "PUT",
                     f"{base}/api/v1/ai-prompts/manual",
+                    token,
                     json={"content": "Answer briefly and kindly."},
-                    headers=headers,
                 )
                 made = response.status_code == 200
             else:
-                response = await http.delete(f"{base}/api/v1/ai-prompts/manual", headers=headers)
+                response = await send("DELETE", f"{base}/api/v1/ai-prompts/manual", token)
                 made = response.status_code == 204
             setattr(user, kind, target if made else None)
             return made
 
         channel = user.channels[kind]
         if channel is _UNKNOWN:  # look first; this read is not a write
-            response = await http.get(f"{base}/api/v1/channels", headers=headers)
+            response = await send("GET", f"{base}/api/v1/channels", token)
             if response.status_code == 200:
                 ids = [c["id"] for c in response.json() if c["platform"] == kind]
                 user.channels[kind] = ids[0] if ids else None
             return False
         if channel is None:
-            response = await http.post(
+            response = await send(
+                "POST",
                 f"{base}/api/v1/channels",
+                token,
                 json={"platform": kind, "external_id": f"faults-{user.id}-{kind}"},
-                headers=headers,
             )
             if response.status_code in (200, 201):
                 user.channels[kind] = response.json()["id"]
                 return response.status_code == 201
         else:
-            response = await http.delete(f"{base}/api/v1/channels/{channel}", headers=headers)
+            response = await send("DELETE", f"{base}/api/v1/channels/{channel}", token)
             if response.status_code in (204, 404):
                 user.channels[kind] = None
                 return response.status_code == 204
         user.channels[kind] = _UNKNOWN
         return False
+
+
+class ConsoleError(RuntimeError):
+    """The admin console died, answered nothing in time, or reported an error."""
+
+
+# Run by `manage.py shell -c`: one JSON list of user ids a line on stdin, "end all sessions"
+# for each (what the admin action does, as the admin `faults-admin`), one answer a line.
+ADMIN_CONSOLE_CODE = """
+import json, sys
+from django.db import connection
+from onboarding import sign_ins
+from onboarding.models import User
+from outbox.models import Actor
+
+def answer(**fields):
+    print("faults-admin-console: " + json.dumps(fields), flush=True)
+
+def admin_id():
+    admin = User.objects.filter(username="faults-admin").first()
+    if admin is None:
+        admin = User.objects.create_superuser("faults-admin", password=None)
+    return admin.pk
+
+admin_id()
+connection.close()
+answer(ready=True)
+for line in sys.stdin:
+    ended, error = [], None
+    try:
+        actor = Actor.admin(admin_id())
+        for user_id in json.loads(line):
+            sign_ins.user_sessions_end(user_id=user_id, actor=actor)
+            ended.append(user_id)
+    except Exception as exc:
+        error = repr(exc)
+    finally:
+        connection.close()  # the next request connects afresh (PostgreSQL may restart)
+    answer(ended=ended, error=error)
+"""
+
+
+class AdminConsole:
+    """A Django process in the stack's environment (same database, Redis, broker and
+    settings as the web processes) that runs "end all sessions" on request.
+
+    This process has no Django of its own, and starting one per request costs 2-7 s on a
+    busy 2-core machine, so the console starts with the stack and waits on its stdin. The
+    service it calls, `sign_ins.user_sessions_end` with an admin actor, is what the admin
+    action calls: the same commit, outbox row and relay nudge.
+    """
+
+    PREFIX = "faults-admin-console: "
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+        self.log_file: Any = None
+        self.ready = False
+        self.lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_file is None:
+            self.log_file = self.log_path.open("ab")
+        self.ready = False
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "manage.py",
+            "shell",
+            "--no-imports",
+            "-c",
+            ADMIN_CONSOLE_CODE,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log_file,
+            start_new_session=True,
+        )
+
+    def tail(self, lines: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            text = self.log_path.read_text(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
+        return ""
+
+    async def answer(self, timeout: float) -> dict:
+        async def read() -> dict:
+            while True:
+                line = await self.process.stdout.readline()
+                if not line:
+                    code = await self.process.wait()
+                    raise ConsoleError(f"the admin console exited {code}:\n{self.tail()}")
+                text = line.decode(errors="replace").strip()
+                if text.startswith(self.PREFIX):
+                    return json.loads(text[len(self.PREFIX) :])
+
+        try:
+            return await asyncio.wait_for(read(), timeout)
+        except TimeoutError:
+            raise ConsoleError(f"the admin console answered nothing in {timeout:g}s") from None
+
+    async def end_sessions(self, user_ids: list[int]) -> list[int]:
+        async with self.lock:
+            if self.process is None or self.process.returncode is not None:
+                await self.start()
+            if not self.ready:
+                await self.answer(START_TIMEOUT_SECONDS)
+                self.ready = True
+            self.process.stdin.write((json.dumps(user_ids) + "\n").encode())
+            try:
+                await self.process.stdin.drain()
+                answer = await self.answer(SESSIONS_END_TIMEOUT_SECONDS)
+            except (OSError, ConsoleError):
+                await self.stop()  # started again on the next request
+                raise
+            if answer.get("error"):
+                raise ConsoleError(f"ended {answer['ended']} of {user_ids}: {answer['error']}")
+            return answer["ended"]
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        self.ready = False
 
 
 class FaultSuite:
@@ -360,6 +620,8 @@ class FaultSuite:
         self.baseline_workers = 1
         self.http: httpx.AsyncClient | None = None
         self.tasks: list[asyncio.Task] = []
+        self.revocations: list[Revocation] = []  # of the last credentials fault, to check
+        self.console: AdminConsole | None = None  # "end all sessions", as an administrator
 
     # Small tools
 
@@ -394,6 +656,32 @@ class FaultSuite:
             self.violation(
                 f"user {user.id} v{version}: {source} got {said}, {earlier[1]} got {earlier[0]}"
             )
+
+    async def credentials(self, user: SuiteUser) -> None:
+        """Wait until the user's new credentials are known (at once if none are pending)."""
+        while not user.ready.is_set() and not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(user.ready.wait(), 0.5)
+
+    async def post_patiently(
+        self, url: str, *, json: dict, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """A POST that hashes a password, made again while it answers 503 with Retry-After
+        (every hashing slot of the web process taken, or the sign-in limits unreachable):
+        such an answer did nothing, and says when to come back."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            response = await self.http.post(url, json=json, headers=headers)
+            retry_after = response.headers.get("Retry-After")
+            if (
+                response.status_code != 503
+                or retry_after is None
+                or time.monotonic() > deadline
+                or self.stopping.is_set()
+            ):
+                return response
+            self.result.busy_answers += 1
+            await self.pause(min(float(retry_after), 5.0) * random.uniform(1.0, 1.5))
 
     async def in_thread(self, function: Callable, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)
@@ -440,6 +728,11 @@ class FaultSuite:
                 "JWT_ACCESS_TOKEN_LIFETIME": str(24 * 3600),
             },
         )
+        if "credentials" in config.kinds:  # Django starts up while the stack does
+            self.console = AdminConsole(
+                self.harness.environment(), self.cluster.workdir / "processes" / "console.log"
+            )
+            await self.console.start()
         self.webs = [self.harness.add_web() for _ in range(2)]
         self.workers = [self.harness.add_worker() for _ in range(3)]
         self.beats = [self.harness.add_beat() for _ in range(2)]
@@ -472,9 +765,9 @@ class FaultSuite:
     async def register(self, base: str) -> SuiteUser:
         username = f"faults-{uuid.uuid4().hex[:12]}"
         credentials = {"username": username, "password": PASSWORD}
-        registered = await self.http.post(f"{base}/api/v1/auth/register", json=credentials)
+        registered = await self.post_patiently(f"{base}/api/v1/auth/register", json=credentials)
         registered.raise_for_status()
-        tokens = await self.http.post(f"{base}/api/v1/auth/token", json=credentials)
+        tokens = await self.post_patiently(f"{base}/api/v1/auth/token", json=credentials)
         tokens.raise_for_status()
         return SuiteUser(
             id=registered.json()["id"], username=username, access=tokens.json()["access"]
@@ -484,7 +777,13 @@ class FaultSuite:
         """Now and then a tab closes and reconnects: its first message must be current."""
         while not self.stopping.is_set():
             await self.pause(random.uniform(0.5, 2.0))
-            candidates = [client for client in self.clients if client.open]
+            # Not a tab opened with credentials being revoked: each of those sockets must be
+            # closed by the server (4401), which a close of its own would hide.
+            candidates = [
+                client
+                for client in self.clients
+                if client.open and client.token not in client.user.revoked
+            ]
             if candidates:
                 await random.choice(candidates).close()
 
@@ -499,6 +798,10 @@ class FaultSuite:
         await asyncio.gather(*everything, return_exceptions=True)
         if self.http is not None:
             await self.http.aclose()
+        if self.console is not None:
+            await self.console.stop()
+            if self.console.log_file is not None:
+                self.console.log_file.close()
         if self.harness is not None:
             await self.in_thread(self.harness.stop_all)
         if self.cluster is not None:
@@ -602,6 +905,170 @@ class FaultSuite:
         await self.in_thread(self.cluster.restart_postgres)
         return f"postgres:{self.cluster.pg_port}"
 
+    async def fault_credentials(self) -> str:
+        """Some users change their password, an administrator ends all sessions of others,
+        while writes flow (more of them for those users): everything they held is void."""
+        count = max(1, min(CREDENTIAL_USERS, len(self.users) // 2))
+        chosen = random.sample(self.users, min(2 * count, len(self.users)))
+        changers, enders = chosen[:count], chosen[count:]
+        before = await self.generations(chosen)
+        done = asyncio.Event()
+
+        async def trickle() -> None:  # writes of exactly these users, across the change
+            writes: list[asyncio.Task] = []
+            while not done.is_set():
+                writes.append(asyncio.create_task(self.writer.write(random.choice(chosen))))
+                await self.pause(random.uniform(0, 0.04))
+            await asyncio.gather(*writes)
+
+        writes = asyncio.create_task(trickle())
+        try:
+            await asyncio.gather(
+                *(self.password_change(user, delay=random.uniform(0, 1.5)) for user in changers),
+                self.sessions_end(enders),
+            )
+        finally:
+            done.set()
+            await writes
+        after = await self.generations(chosen)
+        for user in chosen:
+            if after.get(user.id) != before.get(user.id, 0) + 1:
+                self.violation(
+                    f"credentials: user {user.id}'s credentials generation went from "
+                    f"{before.get(user.id)} to {after.get(user.id)}, not on by one"
+                )
+        return (
+            f"passwords of users {','.join(str(user.id) for user in changers)}; "
+            f"sessions of users {','.join(str(user.id) for user in enders)}"
+        )
+
+    async def generations(self, users: Sequence[SuiteUser]) -> dict[int, int]:
+        return dict(
+            await self.query(
+                "SELECT id, credentials_generation FROM onboarding_user WHERE id = ANY(%s)",
+                ([user.id for user in users],),
+            )
+        )
+
+    def revoke_begin(self, user: SuiteUser, how: str) -> Revocation:
+        """From here on a 401 / 4401 with the user's token is expected, and waits for the
+        next one."""
+        user.ready.clear()
+        user.revoked.add(user.access)
+        revocation = Revocation(user=user, how=how, tokens={user.access})
+        self.revocations.append(revocation)
+        return revocation
+
+    def revoke_end(self, revocation: Revocation, access: str | None) -> None:
+        """The user's new token (None: nothing was revoked after all, the old one holds)."""
+        user = revocation.user
+        if access is None:
+            user.revoked -= revocation.tokens
+            self.revocations.remove(revocation)
+        else:
+            user.access = access
+        user.ready.set()
+
+    async def sign_in(self, user: SuiteUser) -> str | None:
+        """`POST /auth/token` with the user's current password (never a wrong one: those
+        count towards the sign-in limits); retried while a request fails outright."""
+        deadline = time.monotonic() + HTTP_TIMEOUT_SECONDS * 2
+        while True:
+            base = random.choice(self.webs).url
+            try:
+                response = await self.post_patiently(
+                    f"{base}/api/v1/auth/token",
+                    json={"username": user.username, "password": user.password},
+                )
+            except httpx.HTTPError as error:
+                if time.monotonic() > deadline:
+                    self.violation(f"user {user.id}: could not sign in again: {error!r}")
+                    return None
+                await self.pause(0.2)
+                continue
+            if response.status_code == 200:
+                return response.json()["access"]
+            self.violation(
+                f"user {user.id}: signing in again answered {response.status_code}: "
+                f"{response.text[:200]}"
+            )
+            return None
+
+    async def generation_moved(self, user: SuiteUser, before: int, *, wait: float) -> bool:
+        """Whether a revocation of the user committed (polled for `wait` seconds)."""
+        deadline = time.monotonic() + wait
+        while True:
+            moved = (await self.generations([user])).get(user.id, before) > before
+            if moved or time.monotonic() >= deadline:
+                return moved
+            await self.pause(0.2)
+
+    async def password_change(self, user: SuiteUser, *, delay: float) -> None:
+        """`POST /auth/password` with the user's token: its answer is the new pair."""
+        await self.pause(delay)
+        new_password = secrets.token_urlsafe(12) + "-Qx"
+        [before] = (await self.generations([user])).values()
+        old = user.access
+        revocation = self.revoke_begin(user, "password")
+        response = None
+        base = random.choice(self.webs).url
+        try:
+            with contextlib.suppress(httpx.HTTPError):  # its outcome is unknown
+                response = await self.post_patiently(
+                    f"{base}/api/v1/auth/password",
+                    json={"current_password": user.password, "new_password": new_password},
+                    headers={"Authorization": f"Bearer {old}"},
+                )
+            revocation.answered_at = time.monotonic()
+            if response is not None and response.status_code == 200:
+                user.password = new_password
+                self.revoke_end(revocation, response.json()["access"])
+                return
+            if response is not None:
+                self.violation(
+                    f"user {user.id}: POST /auth/password via {base} answered "
+                    f"{response.status_code}: {response.text[:200]}"
+                )
+            # Its outcome is unknown: the generation tells whether the change committed.
+            wait = HTTP_TIMEOUT_SECONDS if response is None else 0
+            if await self.generation_moved(user, before, wait=wait):
+                user.password = new_password
+                self.revoke_end(revocation, await self.sign_in(user) or old)
+            else:
+                self.revoke_end(revocation, None)
+        finally:
+            user.ready.set()
+
+    async def sessions_end(self, users: Sequence[SuiteUser]) -> None:
+        """The admin's "end all sessions" for each user (the service the admin action calls,
+        in the admin console), then each signs in again with the unchanged password."""
+        if not users:
+            return
+        before = await self.generations(users)
+        revocations = [self.revoke_begin(user, "sessions") for user in users]
+        try:
+            try:
+                await self.console.end_sessions([user.id for user in users])
+            except ConsoleError as error:
+                self.violation(f"credentials: ending the sessions of users failed: {error}")
+            answered = time.monotonic()
+            after = await self.generations(users)
+
+            async def again(user: SuiteUser, revocation: Revocation) -> None:
+                revocation.answered_at = answered
+                if after.get(user.id, 0) > before.get(user.id, 0):
+                    # Signed out everywhere, the user takes a moment to sign in again: their
+                    # writes meet 401 and their tabs 4401 meanwhile.
+                    await self.pause(random.uniform(0.2, 0.6))
+                    self.revoke_end(revocation, await self.sign_in(user) or user.access)
+                else:
+                    self.revoke_end(revocation, None)
+
+            await asyncio.gather(*map(again, users, revocations))
+        finally:
+            for user in users:
+                user.ready.set()
+
     async def inject(self, kind: str) -> None:
         started = time.monotonic()
         target = await getattr(self, f"fault_{kind}")()
@@ -622,6 +1089,7 @@ class FaultSuite:
     async def check(self, ended: float, kind: str) -> None:
         await self.writer.drain()
         convergence = await self.check_sockets(ended, kind)
+        revoked = self.check_revocations(kind)
         drained = await self.check_outbox(ended, kind)
         await self.check_history(kind)
         if drained is not None:  # the newest entry is only due once every row is relayed
@@ -631,6 +1099,7 @@ class FaultSuite:
             + (f"{convergence:.2f}s" if convergence is not None else "NEVER")
             + ", outbox drained in "
             + (f"{drained:.2f}s" if drained is not None else "NEVER")
+            + (revoked or "")
             + f"; writes so far {self.writer.count}"
         )
         self.writer.resume()
@@ -714,14 +1183,76 @@ class FaultSuite:
 
     @staticmethod
     def socket_matches(client: SocketClient, status: dict) -> bool:
-        """Open and showing the database's status. The version may be older only when the
-        content is the same: the consumer notes a newer version that changes nothing."""
+        """Open with the user's current credentials and showing the database's status. The
+        version may be older only when the content is the same: the consumer notes a newer
+        version that changes nothing."""
         latest = client.latest
-        if not client.open or latest is None:
+        if not client.open or latest is None or client.token != client.user.access:
             return False
         if latest["version"] == status["version"]:
             return body(latest) == body(status)
         return latest["version"] < status["version"] and content(latest) == content(status)
+
+    def check_revocations(self, kind: str) -> str | None:
+        """After revoked credentials (once every socket converged, or was found not to): each
+        connection opened with them was closed by the server with 4401, within 5 s of the
+        revocation's answer, and the tab did not come back with them after that 4401."""
+        revocations, self.revocations = self.revocations, []
+        if not revocations:
+            return None
+        now = time.monotonic()
+        closed = 0
+        worst = 0.0
+        for revocation in revocations:
+            for client in revocation.user.sockets:
+                refusals = 0
+                for record in client.records:
+                    if record.token not in revocation.tokens:
+                        continue  # other credentials
+                    ended = min(record.closed_at or now, record.by_client_at or now)
+                    if ended < revocation.begun_at:
+                        continue  # closed (or closing) before the revocation began
+                    if record.by_client_at is not None:  # churn leaves these sockets alone
+                        self.violation(
+                            f"after {kind}: {client.label} was closed by the suite while its "
+                            f"credentials were being revoked ({revocation.how})"
+                        )
+                        continue
+                    if record.closed_at is None:
+                        self.violation(
+                            f"after {kind}: {client.label} is still open with credentials "
+                            f"revoked ({revocation.how}) {now - revocation.answered_at:.1f}s ago"
+                        )
+                        continue
+                    if record.close_code != CLOSE_UNAUTHENTICATED:
+                        self.violation(
+                            f"after {kind}: {client.label}, opened with credentials revoked "
+                            f"({revocation.how}), was closed with {record.close_code}, not "
+                            f"{CLOSE_UNAUTHENTICATED}"
+                        )
+                        continue
+                    refusals += 1
+                    closed += 1
+                    late = max(0.0, record.closed_at - revocation.answered_at)
+                    worst = max(worst, late)
+                    if late > CONVERGENCE_SECONDS:
+                        self.violation(
+                            f"after {kind}: {client.label} was closed with 4401 only {late:.2f}s "
+                            f"after its credentials were revoked ({revocation.how})"
+                        )
+                if refusals > 1:
+                    self.violation(
+                        f"after {kind}: {client.label} reconnected with revoked credentials "
+                        f"after a 4401: {refusals} connections with them closed with 4401"
+                    )
+        self.result.revoked_sockets += closed
+        self.result.worst_revoked_close = max(self.result.worst_revoked_close, worst)
+        self.result.writes_after_401 = self.writer.after_401
+        return (
+            f", {closed} sockets of {len(revocations)} users closed with 4401 within "
+            f"{worst:.2f}s of the revocation, {self.writer.after_401} writes made again after "
+            "a 401 so far"
+        )
 
     async def check_outbox(self, ended: float, kind: str) -> float | None:
         """No row still pending once a dead relay's claim has expired and a sweep ran."""
@@ -830,12 +1361,18 @@ class FaultSuite:
         every kind at least once between them."""
         kinds = list(self.config.kinds)
         if self.config.rounds is not None:
-            per_round = max(1, math.ceil(len(kinds) / self.config.rounds))
+            # Each kind once (more rounds than kinds: some again), as evenly as can be.
+            rounds = self.config.rounds
+            total = max(len(kinds), rounds)
             stream: list[str] = []
-            while len(stream) < per_round * self.config.rounds:
+            while len(stream) < total:
                 stream += random.sample(kinds, len(kinds))
-            for index in range(self.config.rounds):
-                yield stream[index * per_round : (index + 1) * per_round]
+            per_round, longer = divmod(total, rounds)
+            start = 0
+            for index in range(rounds):
+                end = start + per_round + (index < longer)
+                yield stream[start:end]
+                start = end
         else:
             while True:
                 yield random.sample(kinds, len(kinds))
@@ -861,6 +1398,7 @@ class FaultSuite:
         finally:
             self.result.writes = self.writer.count
             self.result.reconnects = sum(c.connections for c in self.clients) - len(self.clients)
+            self.result.writes_after_401 = self.writer.after_401
             self.result.elapsed = time.monotonic() - self.started
             await self.stop()
         return self.result
@@ -880,7 +1418,11 @@ def report(result: Result, out=sys.stdout) -> None:
         f"fault-suite detail: elapsed={result.elapsed:.0f}s reconnects={result.reconnects} "
         f"mid_batch_kills={result.mid_batch_kills} "
         f"worst_outbox_drain={result.worst_outbox_drain:.2f}s "
-        f"sockets_matching_by_content_only={result.content_only_matches}",
+        f"sockets_matching_by_content_only={result.content_only_matches} "
+        f"revoked_sockets_closed={result.revoked_sockets} "
+        f"worst_revoked_close={result.worst_revoked_close:.2f}s "
+        f"writes_after_401={result.writes_after_401} "
+        f"auth_busy_retries={result.busy_answers}",
         file=out,
     )
     print(result.summary, file=out, flush=True)
