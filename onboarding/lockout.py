@@ -13,8 +13,8 @@ that signs in to it shares one count), else the normalised name.
 
 Hashing is bounded too: at most `PASSWORD_CHECK_CONCURRENCY` password hashes run at once in
 a web process (sign-ins and registrations), and one more is refused at once (503, retry in a
-second) instead of waiting. A guess at an account of its own costs ~0.5 s of a core; without
-the bound, twenty of them at once held every HTTP thread and a user's PATCH waited seconds.
+second) instead of waiting: a guess at an account of its own costs ~0.5 s of a core, and
+twenty of them at once would hold every HTTP thread.
 
 django-axes was the first choice; see the README for why it is not used.
 """
