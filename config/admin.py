@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 
-from onboarding.exceptions import SignInBusy, SignInUnavailable
+from onboarding.exceptions import Unavailable
 from onboarding.lockout import SignInLockedOut
 
 
@@ -21,10 +21,8 @@ class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
                 code="locked_out",
                 params={"seconds": locked_out.retry_after},
             ) from None
-        except (SignInUnavailable, SignInBusy):
-            raise forms.ValidationError(
-                "Signing in is unavailable for a moment; try again shortly.", code="unavailable"
-            ) from None
+        except Unavailable as unavailable:
+            raise forms.ValidationError(unavailable.detail, code="unavailable") from None
 
 
 class WizardAdminSite(AdminSite):

@@ -19,8 +19,7 @@ from onboarding.exceptions import (
     NotFound,
     PasswordRejected,
     RateLimited,
-    SignInBusy,
-    SignInUnavailable,
+    Unavailable,
     UsernameTaken,
     WizardIncomplete,
     WrongPassword,
@@ -195,17 +194,8 @@ def on_rate_limited(request: HttpRequest, error: RateLimited) -> HttpResponse:
     return response
 
 
-@api.exception_handler(SignInUnavailable)
-def on_sign_in_unavailable(request: HttpRequest, error: SignInUnavailable) -> HttpResponse:
-    body = {"detail": "Signing in is unavailable for a moment; try again shortly."}
-    response = api.create_response(request, body, status=503)
-    response["Retry-After"] = "5"
-    return response
-
-
-@api.exception_handler(SignInBusy)
-def on_sign_in_busy(request: HttpRequest, error: SignInBusy) -> HttpResponse:
-    body = {"detail": "Too many passwords are being checked at once; try again in a second."}
-    response = api.create_response(request, body, status=503)
-    response["Retry-After"] = "1"
+@api.exception_handler(Unavailable)
+def on_unavailable(request: HttpRequest, error: Unavailable) -> HttpResponse:
+    response = api.create_response(request, {"detail": error.detail}, status=503)
+    response["Retry-After"] = str(error.retry_after)
     return response

@@ -57,9 +57,21 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
-class SignInBusy(DomainError):
+class Unavailable(DomainError):
+    """The service cannot take this request now (503); `retry_after` says when to retry."""
+
+    detail = "Unavailable for a moment; try again shortly."
+    retry_after = 5
+
+
+class SignInBusy(Unavailable):
     """Every password-hashing slot of the process is taken: retry in a moment."""
 
+    detail = "Too many passwords are being checked at once; try again in a second."
+    retry_after = 1
 
-class SignInUnavailable(DomainError):
+
+class SignInUnavailable(Unavailable):
     """The attempt limits cannot be checked (Redis is unreachable): no password is checked."""
+
+    detail = "Signing in is unavailable for a moment; try again shortly."

@@ -6,7 +6,7 @@ so they can never disagree.
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -197,7 +197,7 @@ def _snapshot_rows(user_ids: Sequence[int], *, with_latest_history: bool) -> lis
         return _rows_by_name(cursor)
 
 
-_SNAPSHOT_FIELDS = tuple(OnboardingSnapshot.__dataclass_fields__)
+_SNAPSHOT_FIELDS = tuple(each.name for each in fields(OnboardingSnapshot))
 
 
 def _snapshot(row: dict[str, Any]) -> OnboardingSnapshot:

@@ -132,11 +132,27 @@ def log_contains(path: Path, needle: str) -> bool:
     return path.exists() and needle in path.read_text(errors="replace")
 
 
-def recreate_database(admin_url: str) -> str:
+def recreate_database(admin_url: str, name: str = BENCH_DB) -> str:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def bench_environment(database_url: str, redis_url: str, workdir: Path) -> dict[str, str]:
+    """What the benchmarked processes run with: production settings, a database of their own."""
+    (workdir / "prom").mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CHANNEL_LAYER_PREFIX": f"bench{os.getpid()}",
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prom"),
+        "DEBUG": "0",
+        "SECRET_KEY": "benchmark-secret-key-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def setup_django(database_url: str, env: dict[str, str]) -> None:
@@ -185,18 +201,7 @@ async def run(args) -> None:
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
     redis.Redis.from_url(redis_url).flushdb()  # no relay task left over from another run
     tmp = Path(tempfile.mkdtemp(prefix="wizard-bench-"))
-    (tmp / "prom").mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CHANNEL_LAYER_PREFIX": f"bench{os.getpid()}",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
-        "DEBUG": "0",
-        "SECRET_KEY": "benchmark-secret-key-" + "x" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = bench_environment(database_url, redis_url, tmp)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     setup_django(database_url, env)
     users = create_users(args.users)

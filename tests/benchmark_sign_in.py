@@ -27,23 +27,23 @@ import time
 from pathlib import Path
 
 import httpx
-import psycopg
 import redis
 
-from tests.benchmark import Processes, free_port, http_ok, percentile, poll
+from tests.benchmark import (
+    Processes,
+    bench_environment,
+    free_port,
+    http_ok,
+    percentile,
+    poll,
+    recreate_database,
+)
 from tests.e2e.harness import procfile_command, with_options
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "wizard_status_bench_sign_in"
 PASSWORD = "a benchmark pass phrase 7"
 WRONG = "not the password at all"
-
-
-def recreate_database(admin_url: str) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
 
 
 def create_users(env: dict[str, str], count: int) -> None:
@@ -198,23 +198,13 @@ def main() -> None:
     args = parser.parse_args()
 
     admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    database_url = recreate_database(admin_url)
+    database_url = recreate_database(admin_url, BENCH_DB)
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
     redis.Redis.from_url(redis_url).flushdb()
     tmp = Path(tempfile.mkdtemp(prefix="wizard-bench-sign-in-"))
-    (tmp / "prom").mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "FAST_PASSWORD_HASHER"},
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CHANNEL_LAYER_PREFIX": f"bench{os.getpid()}",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
-        "DEBUG": "0",
-        "SECRET_KEY": "benchmark-secret-key-" + "x" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
+    env = bench_environment(database_url, redis_url, tmp)
+    env.pop("FAST_PASSWORD_HASHER", None)  # the real hasher is what is measured
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     create_users(env, 100 + args.attackers * args.accounts_per_attacker)
     port = free_port()

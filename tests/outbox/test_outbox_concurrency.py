@@ -1,47 +1,20 @@
 """Concurrent writers, each thread on its own database connection, released by a barrier."""
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from onboarding import services
 from onboarding.exceptions import ChannelTaken
 from onboarding.models import Channel, ManualPrompt
 from outbox.models import OutboxEvent, Topic
+from tests.concurrency import run_behind_barrier
 from tests.factories import make_user, profile_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 8
 WRITES_PER_THREAD = 10
-
-
-def run_behind_barrier(workers: list[Callable[[], Any]]) -> list[Any]:
-    """Start every worker at once; return each one's result or the exception it raised."""
-    barrier = threading.Barrier(len(workers))
-    outcomes: list[Any] = [None] * len(workers)
-
-    def run(index: int, work: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            outcomes[index] = work()
-        except BaseException as error:
-            outcomes[index] = error
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(index, work)) for index, work in enumerate(workers)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert [thread.is_alive() for thread in threads] == [False] * len(threads)
-    return outcomes
 
 
 def test_concurrent_writes_of_one_user_get_distinct_consecutive_versions():
