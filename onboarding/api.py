@@ -10,7 +10,7 @@ from ninja import Path, Query, Router, Status
 from onboarding import selectors, services, sign_ins
 from onboarding.exceptions import InvalidToken
 from onboarding.lockout import client_address
-from onboarding.models import BusinessType, User
+from onboarding.models import BusinessType
 from onboarding.schemas import (
     BusinessTypeOut,
     ChannelConnectIn,
@@ -125,15 +125,15 @@ def session_logout(request: HttpRequest, payload: LogoutIn | None = None):
 def password_change(request: HttpRequest, payload: PasswordChangeIn):
     """Change the password: every token, session and ticket issued before is void, open
     sockets close (4401). Answers a new pair; a session that made the call is renewed."""
-    pair = sign_ins.user_password_change(
+    changed = sign_ins.user_password_change(
         user_id=request.auth.pk,
         current_password=payload.current_password,
         new_password=payload.new_password,
         client_address=client_address(request.META),
     )
     if getattr(request, "token_claims", None) is None:
-        update_session_auth_hash(request, User.objects.get(pk=request.auth.pk))
-    return Status(200, _token_answer(pair))
+        update_session_auth_hash(request, changed.user)
+    return Status(200, _token_answer(changed.tokens))
 
 
 @router.get("/accounts/me", response=ProfileOut, tags=["accounts"])

@@ -12,6 +12,7 @@ sockets already open (the relay pushes it; the reconciler catches up if that pus
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -182,13 +183,18 @@ def _lock_user(user_id: int) -> User:
     return user
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    tokens: TokenPair  # of a new sign-in, under the new generation
+    user: User  # as written: a session that made the change is renewed from it
+
+
 def user_password_change(
     *, user_id: int, current_password: str, new_password: str, client_address: str
-) -> TokenPair:
+) -> PasswordChanged:
     """The user changes their own password: every credential before it is void.
 
-    The current password is checked under the sign-in attempt limits, like a login. The new
-    pair belongs to a new sign-in under the new generation.
+    The current password is checked under the sign-in attempt limits, like a login.
     """
     user = User.objects.filter(pk=user_id).first()
     if user is None:
@@ -214,9 +220,9 @@ def user_password_change(
         user.password = hashed
         _void_and_close_sockets(user, reason=SignInEnd.PASSWORD_CHANGED, actor=Actor.user(user_id))
         user.save(update_fields=["password", "credentials_generation"])
-        pair = sign_in_start(user=user)
+        tokens = sign_in_start(user=user)
     password_validation.password_changed(new_password, user=user)
-    return pair
+    return PasswordChanged(tokens=tokens, user=user)
 
 
 def user_password_set(*, user_id: int, password: str | None, actor: Actor) -> User:
