@@ -106,8 +106,19 @@ class Attempt:
     keys: list[str]
     member: str
 
+    @contextmanager
+    def hashing(self) -> Iterator[None]:
+        """Check the password in one of the process's hashing slots; none free, the attempt
+        is not counted (no password was checked) and SignInBusy is raised."""
+        try:
+            with password_hashing():
+                yield
+        except SignInBusy:
+            self.succeeded()
+            raise
+
     def succeeded(self) -> None:
-        """The password was right: the attempt is not a failure."""
+        """The password was right, or never checked: the attempt is not a failure."""
         try:
             pipe = redis_client().pipeline(transaction=False)
             for key in self.keys:
@@ -215,16 +226,13 @@ class LockoutModelBackend(ModelBackend):
         subject = user_subject(user.pk) if user is not None else name_subject(username)
         address = client_address(request.META) if request is not None else "local"
         attempt = attempt_begin(subject=subject, address=address)
-        try:
-            with password_hashing():
-                if user is None:
-                    # Hash anyway: an unknown name takes as long to refuse as a wrong password.
-                    user_model().set_password(password)
-                    return None
-                if user.check_password(password) and self.user_can_authenticate(user):
-                    attempt.succeeded()
-                    return user
+        with attempt.hashing():
+            if user is None:
+                # Hash anyway: an unknown name takes as long to refuse as a wrong password.
+                user_model().set_password(password)
                 return None
-        except SignInBusy:
-            attempt.succeeded()  # no password was checked: not a failure
-            raise
+            right = user.check_password(password)
+        if right and self.user_can_authenticate(user):
+            attempt.succeeded()
+            return user
+        return None

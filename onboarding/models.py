@@ -2,6 +2,7 @@ from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Upper
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 MANUAL_PROMPT_MAX_LENGTH = 10_000
@@ -206,6 +207,12 @@ class SignInEnd(models.TextChoices):
     REVOKED = "revoked", "Revoked by an administrator"
 
 
+class SignInQuerySet(models.QuerySet):
+    def end(self, reason: SignInEnd) -> int:
+        """End those still live: their tokens stop working at once. Returns how many."""
+        return self.filter(ended_at=None).update(ended_at=timezone.now(), end_reason=reason)
+
+
 class SignIn(models.Model):
     """One `auth/token` call and every refresh token descended from it.
 
@@ -222,6 +229,8 @@ class SignIn(models.Model):
     refresh_count = models.PositiveIntegerField(default=0)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, choices=SignInEnd.choices, blank=True)
+
+    objects = SignInQuerySet.as_manager()
 
     class Meta:
         indexes = [

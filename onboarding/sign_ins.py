@@ -28,7 +28,6 @@ from onboarding.exceptions import (
     InvalidToken,
     NotFound,
     PasswordRejected,
-    SignInBusy,
     WrongPassword,
 )
 from onboarding.models import OnboardingProfile, SignIn, SignInEnd, User
@@ -101,7 +100,7 @@ def sign_in_refresh(*, refresh_token: str) -> TokenPair:
                 claims.user_id,
                 sign_in.pk,
             )
-            _end(sign_in, reason=SignInEnd.REFRESH_REUSED, now=now)
+            SignIn.objects.filter(pk=sign_in.pk).end(SignInEnd.REFRESH_REUSED)
         elif User.objects.filter(
             pk=claims.user_id, is_active=True, credentials_generation=claims.generation
         ).exists():
@@ -114,12 +113,6 @@ def sign_in_refresh(*, refresh_token: str) -> TokenPair:
     if pair is None:
         raise InvalidToken("Refresh token is invalid, spent or revoked.")
     return pair
-
-
-def _end(sign_in: SignIn, *, reason: SignInEnd, now: datetime) -> None:
-    sign_in.ended_at = now
-    sign_in.end_reason = reason
-    sign_in.save(update_fields=["ended_at", "end_reason"])
 
 
 def sign_out(*, user_id: int, sign_in_id: int | None, refresh_token: str | None) -> int:
@@ -138,16 +131,12 @@ def sign_out(*, user_id: int, sign_in_id: int | None, refresh_token: str | None)
             sign_in_ids.add(claims.sign_in_id)
     if not sign_in_ids:
         return 0
-    return SignIn.objects.filter(pk__in=sign_in_ids, user_id=user_id, ended_at=None).update(
-        ended_at=timezone.now(), end_reason=SignInEnd.LOGOUT
-    )
+    return SignIn.objects.filter(pk__in=sign_in_ids, user_id=user_id).end(SignInEnd.LOGOUT)
 
 
 def sign_in_end(*, sign_in_ids: list[int], reason: SignInEnd = SignInEnd.REVOKED) -> int:
     """End chosen sign-ins (the admin's action); their tokens stop working at once."""
-    return SignIn.objects.filter(pk__in=sign_in_ids, ended_at=None).update(
-        ended_at=timezone.now(), end_reason=reason
-    )
+    return SignIn.objects.filter(pk__in=sign_in_ids).end(reason)
 
 
 def credentials_void(user: User, *, reason: SignInEnd) -> None:
@@ -156,9 +145,7 @@ def credentials_void(user: User, *, reason: SignInEnd) -> None:
     Must run inside the transaction that locked `user`.
     """
     user.credentials_generation += 1
-    SignIn.objects.filter(user_id=user.pk, ended_at=None).update(
-        ended_at=timezone.now(), end_reason=reason
-    )
+    SignIn.objects.filter(user_id=user.pk).end(reason)
 
 
 def _void_and_close_sockets(user: User, *, reason: SignInEnd, actor: Actor) -> None:
@@ -200,12 +187,8 @@ def user_password_change(
     if user is None:
         raise NotFound(f"User {user_id} does not exist.")
     attempt = lockout.attempt_begin(subject=lockout.user_subject(user.pk), address=client_address)
-    try:
-        with lockout.password_hashing():
-            right = user.check_password(current_password)
-    except SignInBusy:
-        attempt.succeeded()  # no password was checked: not a failure
-        raise
+    with attempt.hashing():
+        right = user.check_password(current_password)
     if not right:
         raise WrongPassword()
     attempt.succeeded()

@@ -61,7 +61,7 @@ def _session_credentials(session_key: str) -> SocketCredentials:
     raw_id = session.get(SESSION_KEY)
     if raw_id is None:
         return _REFUSED
-    user = User.objects.filter(pk=raw_id).first()
+    user = user_credentials_get(user_id=raw_id)
     if user is None:
         return _REFUSED
     if user.is_active and not constant_time_compare(

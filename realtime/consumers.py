@@ -243,9 +243,13 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_FORBIDDEN)
 
     async def wizard_credentials_revoked(self, event: dict[str, Any]) -> None:
-        # A socket opened under the new credentials (after the change) stays open.
-        if self.credentials_generation < event["generation"]:
+        if self.opened_before(event["generation"]):
             await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    def opened_before(self, credentials_generation: int) -> bool:
+        """Whether this socket's credentials are older than the user's `credentials_generation`
+        (a socket opened with the new credentials, after the change, stays open)."""
+        return self.credentials_generation < credentials_generation
 
 
 def _now() -> str:

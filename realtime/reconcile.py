@@ -69,13 +69,11 @@ class SocketRegistry:
             if check is None or not check.is_active:
                 await _close_all(consumers, code=CLOSE_FORBIDDEN)
                 continue
-            revoked = [
-                consumer
-                for consumer in consumers
-                if consumer.credentials_generation < check.credentials_generation
-            ]
+            revoked, current = [], []
+            for consumer in consumers:
+                opened_before = consumer.opened_before(check.credentials_generation)
+                (revoked if opened_before else current).append(consumer)
             await _close_all(revoked, code=CLOSE_UNAUTHENTICATED)
-            current = [consumer for consumer in consumers if consumer not in revoked]
             sockets[user_id] = current
             if any(consumer.known_version < check.version for consumer in current):
                 stale.append(user_id)
