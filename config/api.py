@@ -1,11 +1,14 @@
 """The NinjaAPI: routers of every app, default auth, and domain errors mapped to answers once."""
 
 import logging
+import math
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, Throttled
 from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 from pydantic import BaseModel
@@ -13,6 +16,7 @@ from pydantic import BaseModel
 from onboarding.api import router as onboarding_router
 from onboarding.auth import BearerTokenAuth, SessionCookieAuth
 from onboarding.exceptions import (
+    ChannelLimitReached,
     ChannelTaken,
     InvalidInput,
     InvalidToken,
@@ -76,8 +80,8 @@ def _json_answer(description: str, ref: dict) -> dict:
 class WizardStatusAPI(NinjaAPI):
     """The NinjaAPI whose OpenAPI document also lists the answers of the API-wide machinery.
 
-    Authentication, the body parser and the error handlers below answer 400, 401, 403, 413
-    and 422 for any operation they apply to; Ninja only documents what each operation
+    Authentication, the body parser and the error handlers below answer 400, 401, 403, 413,
+    422 and 503 for any operation they apply to; Ninja only documents what each operation
     declares, so a client reading the document would not know those answers exist.
     """
 
@@ -104,6 +108,9 @@ class WizardStatusAPI(NinjaAPI):
                     answers[413] = _json_answer("Request body too large", error)
                 if "requestBody" in operation or operation.get("parameters"):
                     answers[422] = _json_answer("Validation error", invalid)
+                unavailable = _json_answer("The database is briefly unavailable", error)
+                unavailable["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+                answers[503] = unavailable
                 responses = operation["responses"]
                 for status, answer in answers.items():
                     if status not in responses and str(status) not in responses:
@@ -147,8 +154,26 @@ def on_username_taken(request: HttpRequest, error: UsernameTaken) -> HttpRespons
 
 @api.exception_handler(ChannelTaken)
 def on_channel_taken(request: HttpRequest, error: ChannelTaken) -> HttpResponse:
-    body = {"detail": "This account is already connected to another user."}
+    body = {"code": "channel_taken", "detail": "This account is already connected to another user."}
     return api.create_response(request, body, status=409)
+
+
+@api.exception_handler(ChannelLimitReached)
+def on_channel_limit(request: HttpRequest, error: ChannelLimitReached) -> HttpResponse:
+    body = {
+        "code": "channel_limit",
+        "detail": f"At most {settings.CHANNELS_PER_USER_LIMIT} channels can be connected; "
+        "disconnect one first.",
+    }
+    return api.create_response(request, body, status=409)
+
+
+@api.exception_handler(Throttled)
+def on_throttled(request: HttpRequest, error: Throttled) -> HttpResponse:
+    """Over a quota (onboarding/quotas.py); Ninja adds the Retry-After header."""
+    retry_after = math.ceil(error.wait or 1)
+    body = {"detail": "Too many requests; try again later.", "retry_after": retry_after}
+    return api.create_response(request, body, status=429)
 
 
 @api.exception_handler(NotFound)
@@ -198,4 +223,15 @@ def on_rate_limited(request: HttpRequest, error: RateLimited) -> HttpResponse:
 def on_unavailable(request: HttpRequest, error: Unavailable) -> HttpResponse:
     response = api.create_response(request, {"detail": error.detail}, status=503)
     response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+@api.exception_handler(InterfaceError)
+@api.exception_handler(OperationalError)
+def on_database_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
+    """The database is restarting, unreachable or (SQLite) busy past its wait: retry soon."""
+    logger.warning("Database unavailable for %s %s", request.method, request.path, exc_info=True)
+    body = {"detail": "The service is briefly unavailable; retry shortly."}
+    response = api.create_response(request, body, status=503)
+    response["Retry-After"] = "1"
     return response

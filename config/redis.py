@@ -1,14 +1,21 @@
-"""The process's Redis client for short commands (sign-in limits, tickets).
+"""The process's Redis clients for short commands (sign-in limits, quotas, tickets, sockets).
 
-One client, one set of timeouts: a command that waits longer than this on Redis fails
-rather than holding a request thread. The channel layer and Celery keep their own
-connections, configured in the settings.
+One set of timeouts: a command that waits longer than this on Redis fails rather than
+holding a request thread or a socket's handshake. The channel layer and Celery keep their
+own connections, configured in the settings.
 """
 
+import asyncio
+
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 
+_CONNECT_TIMEOUT_SECONDS = 1
+_COMMAND_TIMEOUT_SECONDS = 2
+
 _clients: dict[str, redis.Redis] = {}
+_async_clients: dict[tuple[asyncio.AbstractEventLoop, str], aioredis.Redis] = {}
 
 
 def redis_client() -> redis.Redis:
@@ -16,6 +23,22 @@ def redis_client() -> redis.Redis:
     client = _clients.get(url)
     if client is None:
         client = _clients[url] = redis.Redis.from_url(
-            url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=30
+            url,
+            socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=_COMMAND_TIMEOUT_SECONDS,
+            health_check_interval=30,
+        )
+    return client
+
+
+def async_redis_client() -> aioredis.Redis:
+    """The client of the running event loop (an asyncio client cannot cross loops)."""
+    key = (asyncio.get_running_loop(), settings.REDIS_URL)
+    client = _async_clients.get(key)
+    if client is None:
+        client = _async_clients[key] = aioredis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=_COMMAND_TIMEOUT_SECONDS,
         )
     return client

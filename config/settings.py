@@ -6,13 +6,20 @@ real SECRET_KEY, so the development defaults cannot reach production by accident
 """
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.connection import parse_url as parse_redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def redis_database_number(url: str) -> int:
+    return int(parse_redis_url(url).get("db", 0))
+
 
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
@@ -41,12 +48,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "corsheaders",
+    # Its Swagger UI files are then served from here, not fetched from a CDN by the docs page.
+    "ninja",
     "outbox",
     "realtime",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -69,7 +79,7 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -84,8 +94,17 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Writers wait for the file lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+    # A transaction takes the file's write lock when it begins and waits up to `timeout` for
+    # it. Begun deferred (the default) it would first read, then fail at once with "database
+    # is locked" when its first write found another writer had committed since. WAL lets
+    # readers go on while one transaction writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
+    )
 elif env.bool("DATABASE_POOL", default=True):
     # HTTP requests run on a pool of threads and socket reads on another: a connection pool
     # hands warm connections to whichever thread asks.
@@ -156,8 +175,12 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# The web process serves static files itself (WhiteNoise), straight from the apps' folders:
+# no collectstatic step to forget. STATIC_ROOT only for a `collectstatic` an operator wants
+# (for a CDN or a proxy that serves them).
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
+WHITENOISE_USE_FINDERS = True
 
 LOGGING = {
     "version": 1,
@@ -175,6 +198,13 @@ LOGGING = {
 }
 PHONE_NUMBER_DEFAULT_REGION = env.str("PHONE_NUMBER_DEFAULT_REGION", default=None)
 
+# Redis keys live in REDIS_URL's database, but pub/sub channels are server-wide: a layer
+# prefix named after the database keeps deployments that share a server (on different
+# databases) from hearing each other's pushes.
+CHANNEL_LAYER_PREFIX = env.str(
+    "CHANNEL_LAYER_PREFIX", default=f"wizard-db{redis_database_number(REDIS_URL)}"
+)
+
 # Realtime: the pub/sub layer has no per-channel capacity (the core layer silently drops past
 # 100 queued messages) and resubscribes after a reconnect. Either way delivery is at most
 # once; realtime.reconcile makes every open socket converge to the database on its own.
@@ -183,17 +213,30 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
-            "prefix": env.str("CHANNEL_LAYER_PREFIX", default="wizard"),
+            "prefix": CHANNEL_LAYER_PREFIX,
         },
     }
 }
 WEBSOCKET_ALLOWED_ORIGINS = env.list("WEBSOCKET_ALLOWED_ORIGINS", default=CORS_ALLOWED_ORIGINS)
 WEBSOCKET_TICKET_TTL_SECONDS = 60
 WEBSOCKET_MAX_FRAME_BYTES = 4096
-WEBSOCKET_REFRESH_LIMIT = (10, 10.0)  # at most 10 refreshes per 10 s per socket
+# Refreshes per user (all sockets, all processes), and other frames (ping, ...) per socket.
+WEBSOCKET_REFRESH_LIMIT = env.str("WEBSOCKET_REFRESH_LIMIT", default="10/10s")
+WEBSOCKET_MESSAGE_LIMIT = env.str("WEBSOCKET_MESSAGE_LIMIT", default="30/10s")
+# Handshakes per user (each reads the status for its first message); past it, 4429.
+WEBSOCKET_CONNECT_LIMIT = env.str("WEBSOCKET_CONNECT_LIMIT", default="60/m")
 WEBSOCKET_RECONCILE_INTERVAL_SECONDS = env.float("WEBSOCKET_RECONCILE_INTERVAL", default=2.0)
 WEBSOCKET_RECONCILE_GRACE_SECONDS = 0.25  # for pushes in flight before reading statuses
+# Across every web process (realtime/socket_leases.py); a dead process's leases end this soon.
 WEBSOCKET_MAX_SOCKETS_PER_USER = env.int("WEBSOCKET_MAX_SOCKETS_PER_USER", default=20)
+WEBSOCKET_LEASE_SECONDS = env.float("WEBSOCKET_LEASE_SECONDS", default=15.0)
+
+# Quotas (onboarding/quotas.py), each N/period, with defaults a real user never meets.
+RATE_LIMIT_WRITES = env.str("RATE_LIMIT_WRITES", default="120/m")  # per user, all writes
+RATE_LIMIT_TICKETS = env.str("RATE_LIMIT_TICKETS", default="30/m")  # per user
+RATE_LIMIT_REFRESH = env.str("RATE_LIMIT_REFRESH", default="20/m")  # per sign-in
+RATE_LIMIT_REGISTER = env.str("RATE_LIMIT_REGISTER", default="30/h")  # per client address
+CHANNELS_PER_USER_LIMIT = env.int("CHANNELS_PER_USER_LIMIT", default=10)  # active channels
 
 # Celery: Redis broker. The worker runs its tasks on threads (Procfile): a relay task waits
 # on PostgreSQL and Redis most of its time, and a thread starts it ~1 ms sooner than a
@@ -240,12 +283,25 @@ OUTBOX_RETENTION = timedelta(days=env.float("OUTBOX_RETENTION_DAYS", default=7))
 OUTBOX_PURGE_BATCH_SIZE = env.int("OUTBOX_PURGE_BATCH_SIZE", default=5000)
 
 # Metrics: counters of every process (web, workers) are summed through files in this folder.
-# prometheus-client reads the variable when it is first imported, so it is exported here.
+# Empty: this process counts in memory only (flower's Procfile line: its own series stay out
+# of the web's /metrics).
 PROMETHEUS_MULTIPROC_DIR = env.str(
     "PROMETHEUS_MULTIPROC_DIR", default=str(BASE_DIR / "var" / "prometheus")
 )
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
-Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+if PROMETHEUS_MULTIPROC_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+# prometheus-client picks where values live when it is first imported, and the celery command
+# line imports it (flower's plugin) before these settings run: pick again, before any of our
+# metrics exist.
+if (prometheus_values := sys.modules.get("prometheus_client.values")) is not None:
+    prometheus_values.ValueClass = prometheus_values.get_value_class()
+# /metrics answers only requests with this Bearer token, and/or from these networks (CIDR,
+# the client address as onboarding/lockout.py reads it). Unset: anyone who reaches it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 
 CELERY_BEAT_SCHEDULE = {
     # The sweep makes delivery certain after a lost nudge; `expires` stops a backlog of
@@ -262,3 +318,15 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 600},
     },
 }
+
+# What the web process accepts per request (config/http_server.py, the Procfile's `--http`):
+# the request line and headers at most HTTP_MAX_HEADER_BYTES (else 431), complete within
+# HTTP_HEADER_TIMEOUT seconds and the body within HTTP_BODY_TIMEOUT seconds (else 408).
+HTTP_MAX_HEADER_BYTES = env.int("HTTP_MAX_HEADER_BYTES", default=32 * 1024)
+HTTP_HEADER_TIMEOUT_SECONDS = env.float("HTTP_HEADER_TIMEOUT", default=10.0)
+HTTP_BODY_TIMEOUT_SECONDS = env.float("HTTP_BODY_TIMEOUT", default=30.0)
+if HTTP_MAX_HEADER_BYTES < 1024 or min(HTTP_HEADER_TIMEOUT_SECONDS, HTTP_BODY_TIMEOUT_SECONDS) <= 0:
+    raise ImproperlyConfigured(
+        "HTTP_MAX_HEADER_BYTES must be at least 1024; HTTP_HEADER_TIMEOUT and "
+        "HTTP_BODY_TIMEOUT must be positive."
+    )

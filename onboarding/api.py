@@ -11,10 +11,12 @@ from onboarding import selectors, services, sign_ins
 from onboarding.exceptions import InvalidToken
 from onboarding.lockout import client_address
 from onboarding.models import BusinessType
+from onboarding.quotas import Quota, per_user
 from onboarding.schemas import (
     BusinessTypeOut,
     ChannelConnectIn,
     ChannelOut,
+    ChannelRefusedOut,
     CredentialsIn,
     ErrorOut,
     HistoryPageOut,
@@ -40,6 +42,13 @@ from onboarding.tokens import TokenPair
 
 router = Router()
 
+# Every onboarding write of one user counts toward one quota; registrations per address.
+WRITES = Quota("writes", "RATE_LIMIT_WRITES", per_user)
+REGISTRATIONS = Quota(
+    "register", "RATE_LIMIT_REGISTER", lambda request: client_address(request.META)
+)
+_TOO_MANY = {429: TooManyRequestsOut}
+
 _INVALID_CREDENTIALS = "Invalid username or password."
 _MAX_ID = 2**63 - 1  # bigint primary keys
 
@@ -51,7 +60,8 @@ def _token_answer(pair: TokenPair) -> dict:
 @router.post(
     "/auth/register",
     auth=None,
-    response={201: UserOut, 409: ErrorOut, 503: ErrorOut},
+    response={201: UserOut, 409: ErrorOut, 503: ErrorOut, **_TOO_MANY},
+    throttle=REGISTRATIONS,
     tags=["auth"],
 )
 def register(request: HttpRequest, payload: RegisterIn):
@@ -76,7 +86,10 @@ def token_obtain(request: HttpRequest, payload: CredentialsIn):
 
 
 @router.post(
-    "/auth/token/refresh", auth=None, response={200: TokenPairOut, 401: ErrorOut}, tags=["auth"]
+    "/auth/token/refresh",
+    auth=None,
+    response={200: TokenPairOut, 401: ErrorOut, **_TOO_MANY},
+    tags=["auth"],
 )
 def token_refresh(request: HttpRequest, payload: RefreshIn):
     """A new pair for the newest refresh token; a spent one ends its whole sign-in."""
@@ -141,7 +154,9 @@ def profile_get(request: HttpRequest):
     return selectors.account_profile_get(user=request.auth)
 
 
-@router.patch("/accounts/me", response=ProfileOut, tags=["accounts"])
+@router.patch(
+    "/accounts/me", response={200: ProfileOut, **_TOO_MANY}, throttle=WRITES, tags=["accounts"]
+)
 def profile_patch(request: HttpRequest, payload: ProfilePatchIn):
     profile = services.profile_update(user_id=request.auth.pk, **payload.dict(exclude_unset=True))
     return selectors.account_profile(user=request.auth, profile=profile)
@@ -172,7 +187,8 @@ def wizard_status_history(
 
 @router.patch(
     "/accounts/wizard-complete",
-    response={200: WizardCompleteOut, 400: WizardIncompleteOut},
+    response={200: WizardCompleteOut, 400: WizardIncompleteOut, **_TOO_MANY},
+    throttle=WRITES,
     tags=["wizard"],
 )
 def wizard_complete(request: HttpRequest):
@@ -190,12 +206,19 @@ def manual_prompt_get(request: HttpRequest):
     return prompt
 
 
-@router.put("/ai-prompts/manual", response=ManualPromptOut, tags=["ai-prompts"])
+@router.put(
+    "/ai-prompts/manual",
+    response={200: ManualPromptOut, **_TOO_MANY},
+    throttle=WRITES,
+    tags=["ai-prompts"],
+)
 def manual_prompt_put(request: HttpRequest, payload: ManualPromptIn):
     return services.manual_prompt_save(user_id=request.auth.pk, content=payload.content)
 
 
-@router.delete("/ai-prompts/manual", response={204: None}, tags=["ai-prompts"])
+@router.delete(
+    "/ai-prompts/manual", response={204: None, **_TOO_MANY}, throttle=WRITES, tags=["ai-prompts"]
+)
 def manual_prompt_delete(request: HttpRequest):
     services.manual_prompt_delete(user_id=request.auth.pk)
     return Status(204, None)
@@ -207,7 +230,10 @@ def channel_list(request: HttpRequest):
 
 
 @router.post(
-    "/channels", response={200: ChannelOut, 201: ChannelOut, 409: ErrorOut}, tags=["channels"]
+    "/channels",
+    response={200: ChannelOut, 201: ChannelOut, 409: ChannelRefusedOut, **_TOO_MANY},
+    throttle=WRITES,
+    tags=["channels"],
 )
 def channel_connect(request: HttpRequest, payload: ChannelConnectIn):
     connection = services.channel_connect(
@@ -219,7 +245,12 @@ def channel_connect(request: HttpRequest, payload: ChannelConnectIn):
     return Status(201 if connection.created else 200, connection.channel)
 
 
-@router.delete("/channels/{channel_id}", response={204: None, 404: ErrorOut}, tags=["channels"])
+@router.delete(
+    "/channels/{channel_id}",
+    response={204: None, 404: ErrorOut, **_TOO_MANY},
+    throttle=WRITES,
+    tags=["channels"],
+)
 def channel_disconnect(request: HttpRequest, channel_id: Annotated[int, Path(ge=1, le=_MAX_ID)]):
     services.channel_disconnect(user_id=request.auth.pk, channel_id=channel_id)
     return Status(204, None)

@@ -29,6 +29,10 @@ class ChannelTaken(DomainError):
     """The external account is connected to another user."""
 
 
+class ChannelLimitReached(DomainError):
+    """The user already has CHANNELS_PER_USER_LIMIT active channels."""
+
+
 class NotFound(DomainError):
     pass
 

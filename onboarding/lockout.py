@@ -20,7 +20,6 @@ django-axes was the first choice; see the README for why it is not used.
 """
 
 import hashlib
-import re
 import threading
 import time
 import uuid
@@ -37,25 +36,9 @@ from redis.commands.core import Script
 
 from config.redis import redis_client
 from onboarding.exceptions import RateLimited, SignInBusy, SignInUnavailable
+from onboarding.quotas import Rule
 
 _KEY_PREFIX = "wizard:sign-in-failures:"
-_RULE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
-_PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    limit: int
-    window_seconds: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Rule":
-        """`N/period`: `5/15m`, `100/h`, `10/30s` (s, m, h or d, with an optional count)."""
-        match = _RULE.match(text)
-        if match is None or int(match[1]) < 1:
-            raise ValueError(f"Not a rule of the form N/period (s, m, h, d): {text!r}")
-        count = int(match[2]) if match[2] else 1
-        return cls(limit=int(match[1]), window_seconds=count * _PERIOD_SECONDS[match[3]])
 
 
 class SignInLockedOut(RateLimited):

@@ -5,6 +5,7 @@ from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
 
 from onboarding.models import MANUAL_PROMPT_MAX_LENGTH, BusinessType, Platform
+from onboarding.selectors import REQUIREMENTS
 from onboarding.validators import has_forbidden_control_characters
 
 
@@ -137,17 +138,39 @@ class ChannelOut(Schema):
     connected_at: datetime
 
 
+Requirement = Literal[REQUIREMENTS]  # type: ignore[valid-type]  # the canonical order
+
+
+class StatusDetailsOut(Schema):
+    """Each requirement met or not, and which platforms have an active channel."""
+
+    first_name: bool
+    last_name: bool
+    phone_number: bool
+    business_type: bool
+    manual_prompt: bool
+    channel_connected: bool
+    instagram_connected: bool
+    telegram_connected: bool
+
+
+class StatusProgressOut(Schema):
+    completed: int = Field(ge=0, description="Requirements met")
+    total: int = Field(description="Requirements in all")
+    percent: int = Field(ge=0, le=100, description="round(100 * completed / total)")
+
+
 class WizardStatusOut(Schema):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["wizard_status"]
     wizard_complete: bool
     can_complete: bool
-    missing_fields: list[str]
-    details: dict[str, bool]
-    progress: dict[str, int]
-    version: int
-    timestamp: str
+    missing_fields: list[Requirement] = Field(description="Unmet requirements, canonical order")
+    details: StatusDetailsOut
+    progress: StatusProgressOut
+    version: int = Field(description="Per user, strictly increasing over committed changes")
+    timestamp: str = Field(description="When computed: ISO 8601 UTC with milliseconds and Z")
 
 
 class WizardCompleteOut(Schema):
@@ -161,11 +184,18 @@ class WizardIncompleteOut(Schema):
     success: Literal[False] = False
     code: Literal["wizard_incomplete"] = "wizard_incomplete"
     detail: str
-    missing_fields: list[str]
+    missing_fields: list[Requirement]
 
 
 class ErrorOut(Schema):
     detail: Any
+
+
+class ChannelRefusedOut(Schema):
+    """409: the account is another user's (`channel_taken`), or `channel_limit` is reached."""
+
+    code: Literal["channel_taken", "channel_limit"]
+    detail: str
 
 
 class ValidationErrorItemOut(Schema):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from onboarding import lockout, validators
 from onboarding.exceptions import (
+    ChannelLimitReached,
     ChannelTaken,
     InvalidInput,
     NotFound,
@@ -234,6 +236,10 @@ def channel_connect(
             if active.user_id != user_id:
                 raise ChannelTaken(f"{platform} account {external_id} belongs to another user.")
             return ChannelConnection(channel=active, created=False)
+        limit = settings.CHANNELS_PER_USER_LIMIT
+        # Counted under the profile's row lock: concurrent connects of one user take turns.
+        if Channel.objects.filter(user_id=user_id, disconnected_at__isnull=True).count() >= limit:
+            raise ChannelLimitReached(f"User {user_id} has {limit} active channels.")
         try:
             # A savepoint: the owner check above can race with another user's connect.
             with transaction.atomic():

@@ -31,6 +31,7 @@ from onboarding.exceptions import (
     WrongPassword,
 )
 from onboarding.models import OnboardingProfile, SignIn, SignInEnd, User
+from onboarding.quotas import quota_spend
 from onboarding.tokens import TokenPair, new_jti, token_claims, token_pair_encode
 from outbox.models import Actor, Topic
 from outbox.services import outbox_enqueue
@@ -84,6 +85,7 @@ def sign_in_refresh(*, refresh_token: str) -> TokenPair:
     second finds the token spent and ends the sign-in, which voids the first one's pair too.
     """
     claims = token_claims(refresh_token, expected_type="refresh")
+    quota_spend("refresh", str(claims.sign_in_id), "RATE_LIMIT_REFRESH")
     now = timezone.now()
     pair: TokenPair | None = None
     with transaction.atomic():

@@ -410,7 +410,9 @@ def _reschedule(
             else:
                 rows.update(next_attempt_at=now + backoff_delay(event.attempts), **changes)
                 report.rescheduled += 1
-                metrics.RELAY_RETRIES.labels("transient" if transient else "error").inc()
+                metrics.RELAY_RETRIES.labels(
+                    metrics.RETRY_TRANSIENT if transient else metrics.RETRY_ERROR
+                ).inc()
     except DatabaseError:
         # The database is gone too: the claims expire and the rows are claimed again.
         logger.warning("Could not reschedule outbox events", exc_info=True)

@@ -2,9 +2,13 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
+from onboarding.quotas import Quota, per_user
+from onboarding.schemas import TooManyRequestsOut
 from realtime.tickets import ticket_issue
 
 router = Router(tags=["realtime"])
+
+TICKETS = Quota("tickets", "RATE_LIMIT_TICKETS", per_user)
 
 
 class TicketOut(Schema):
@@ -12,7 +16,7 @@ class TicketOut(Schema):
     expires_in: int
 
 
-@router.post("/ticket", response={201: TicketOut})
+@router.post("/ticket", response={201: TicketOut, 429: TooManyRequestsOut}, throttle=TICKETS)
 def ticket_create(request: HttpRequest):
     """A one-time ticket for `/ws/wizard-status/?ticket=...`, valid 60 s."""
     user = request.auth

@@ -14,6 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from onboarding.quotas import Rule, quota_hit_async
 from onboarding.selectors import format_timestamp, wizard_status_get
 from realtime import auth
 from realtime.close_codes import (
@@ -26,6 +27,7 @@ from realtime.close_codes import (
 from realtime.groups import user_group
 from realtime.metrics import SOCKET_CONNECTIONS
 from realtime.reconcile import registry
+from realtime.socket_leases import socket_lease_give_back, socket_lease_take
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ MAX_UNSENT_FRAMES = 100
 # What waits in a socket's queue: a pushed status, a status answered to the client (first
 # message, refresh), any other answer (pong, error), the close.
 _PUSH, _STATUS, _ANSWER, _CLOSE = "push", "status", "answer", "close"
+# Frames that carry no message.
+_BINARY, _NOT_JSON = object(), object()
 
 
 def _comparable(status: dict[str, Any]) -> tuple:
@@ -65,7 +69,16 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
             await self.close(code=code)
             return
         user_id = self.scope["user"].pk
-        if registry.count(user_id) >= settings.WEBSOCKET_MAX_SOCKETS_PER_USER:
+        # Each connection reads the status from the database for its first message: a client
+        # reconnecting in a loop is bounded like one refreshing.
+        connect_rule = Rule.parse(settings.WEBSOCKET_CONNECT_LIMIT)
+        if await quota_hit_async("socket-connect", str(user_id), connect_rule):
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
+        if not await socket_lease_take(
+            user_id=user_id, socket=self.channel_name, local_count=registry.count(user_id)
+        ):
             await self.accept()
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
@@ -74,10 +87,10 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         self.credentials_generation = self.scope["credentials_generation"]
         self.known_version = -1
         self.last_sent: tuple | None = None
-        self.refreshes: deque[float] = deque()
+        self.messages = LocalWindow(Rule.parse(settings.WEBSOCKET_MESSAGE_LIMIT))
         self.unsent: deque[tuple[str, str | int | None]] = deque()
         self.unsent_ready = asyncio.Event()
-        registry.add(self)  # right after the count, with no await between: the limit holds
+        registry.add(self)
         SOCKET_CONNECTIONS.inc()
         # Join the group before reading the snapshot: a change committed in between is
         # then pushed to this socket instead of falling between the two.
@@ -104,6 +117,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
             return
         registry.remove(self)
         SOCKET_CONNECTIONS.dec()
+        await socket_lease_give_back(user_id=self.user_id, socket=self.channel_name)
         if self.group_joined:
             try:
                 await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
@@ -120,7 +134,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
             if len(bytes_data) > limit:
                 await self.close(code=CLOSE_MESSAGE_TOO_BIG)
                 return
-            await self.send_error("invalid_message", "Binary frames are not supported.")
+            await self.answer_message(_BINARY)
             return
         text_data = text_data or ""
         if len(text_data) * 4 > limit and len(text_data.encode("utf-8")) > limit:
@@ -129,31 +143,45 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         try:
             message = json.loads(text_data)
         except (ValueError, RecursionError):
-            await self.send_error("invalid_json", "The frame is not valid JSON.")
+            await self.answer_message(_NOT_JSON)
             return
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            await self.send_error("invalid_message", "Send a JSON object with a string 'type'.")
-            return
-        if message["type"] == "refresh":
+        if isinstance(message, dict) and message.get("type") == "refresh":
             await self.on_refresh()
+            return
+        await self.answer_message(message)
+
+    async def answer_message(self, message: Any) -> None:
+        """Answer a frame other than a refresh: a ping or a bad one.
+
+        These cost no database read, but each is answered: bounded per socket, and past the
+        bound one error says when to resume and the rest go unanswered.
+        """
+        retry_after = self.messages.hit()
+        if retry_after:
+            if self.messages.first_refusal():
+                await self.send_rate_limited("Too many messages; wait and retry.", retry_after)
+        elif message is _BINARY:
+            await self.send_error("invalid_message", "Binary frames are not supported.")
+        elif message is _NOT_JSON:
+            await self.send_error("invalid_json", "The frame is not valid JSON.")
+        elif not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.send_error("invalid_message", "Send a JSON object with a string 'type'.")
         elif message["type"] == "ping":
             await self.answer(json.dumps({"type": "pong", "timestamp": _now()}))
         else:
             await self.send_error("unknown_type", "Known types are 'refresh' and 'ping'.")
 
     async def on_refresh(self) -> None:
-        max_refreshes, window = settings.WEBSOCKET_REFRESH_LIMIT
-        now = time.monotonic()
-        while self.refreshes and self.refreshes[0] <= now - window:
-            self.refreshes.popleft()
-        if len(self.refreshes) >= max_refreshes:
-            retry_after = max(1, math.ceil(self.refreshes[0] + window - now))
-            await self.send_error(
-                "rate_limited", "Too many refreshes; wait and retry.", retry_after=retry_after
-            )
+        """A database read each: limited per user, so reconnecting does not reset it."""
+        rule = Rule.parse(settings.WEBSOCKET_REFRESH_LIMIT)
+        retry_after = await quota_hit_async("socket-refresh", str(self.user_id), rule)
+        if retry_after:
+            await self.send_rate_limited("Too many refreshes; wait and retry.", retry_after)
             return
-        self.refreshes.append(now)
         await self.send_fresh_status(force=True)
+
+    async def send_rate_limited(self, detail: str, retry_after: int) -> None:
+        await self.send_error("rate_limited", detail, retry_after=retry_after)
 
     async def send_error(self, code: str, detail: str, **extra: Any) -> None:
         await self.answer(json.dumps({"type": "error", "code": code, "detail": detail, **extra}))
@@ -234,6 +262,20 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         self.queue_unsent(_PUSH, json.dumps(status))
         logger.info("Wizard status updated for user %s", self.user_id)
 
+    async def replace_status(self, status: dict[str, Any], *, unless_newer_than: int) -> None:
+        """Send `status` although its version is lower than this socket's: the socket holds
+        a version the database never had. Skipped if a status arrived since that was noted."""
+        if self.known_version != unless_newer_than:
+            return
+        logger.warning(
+            "User %s socket held version %s, ahead of the database's %s; put right",
+            self.user_id,
+            self.known_version,
+            status["version"],
+        )
+        self.known_version, self.last_sent = -1, None
+        await self.deliver_status(status)
+
     # Group messages from the relay
 
     async def wizard_status(self, event: dict[str, Any]) -> None:
@@ -250,6 +292,33 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         """Whether this socket's credentials are older than the user's `credentials_generation`
         (a socket opened with the new credentials, after the change, stays open)."""
         return self.credentials_generation < credentials_generation
+
+
+class LocalWindow:
+    """A sliding window of one socket's own frames (no Redis: nothing else shares it)."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.times: deque[float] = deque()
+        self.refused_since: float | None = None
+
+    def hit(self) -> int:
+        """Count a frame: 0 if within the limit, else seconds until one is allowed again."""
+        now = time.monotonic()
+        window = self.rule.window_seconds
+        while self.times and self.times[0] <= now - window:
+            self.times.popleft()
+        if len(self.times) >= self.rule.limit:
+            return max(1, math.ceil(self.times[0] + window - now))
+        self.times.append(now)
+        self.refused_since = None
+        return 0
+
+    def first_refusal(self) -> bool:
+        """Whether this refusal is the first since the last allowed frame."""
+        first = self.refused_since is None
+        self.refused_since = self.refused_since or time.monotonic()
+        return first
 
 
 def _now() -> str:

@@ -5,9 +5,10 @@ restart forgets subscriptions for a while. So each web process keeps a registry 
 sockets, and every few seconds one task reads the onboarding version, activity and
 credentials generation of all their users in one small query. A socket behind the database
 gets the current status straight away, in process, without Redis; a deactivated user's
-sockets are closed (4403), and so are sockets opened under revoked credentials (4401). The
+sockets are closed (4403), and so are sockets opened under revoked credentials (4401); a
+socket ahead of the database (a forged push, a restored database) is put back on it. The
 push keeps latency low; this keeps every socket correct within the interval, whatever was
-lost on the way.
+lost or added on the way. The same task renews the sockets' leases (realtime.socket_leases).
 """
 
 import asyncio
@@ -20,6 +21,7 @@ from django.conf import settings
 
 from onboarding.selectors import socket_checks_get, wizard_statuses_get
 from realtime.close_codes import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+from realtime.socket_leases import socket_leases_renew
 
 if TYPE_CHECKING:
     from realtime.consumers import WizardStatusConsumer
@@ -48,12 +50,30 @@ class SocketRegistry:
                 del self._by_user[consumer.user_id]
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        renew_every = settings.WEBSOCKET_LEASE_SECONDS / 3
+        reconcile_at = loop.time() + settings.WEBSOCKET_RECONCILE_INTERVAL_SECONDS
+        renew_at = loop.time() + renew_every
         while self._by_user:
-            await asyncio.sleep(settings.WEBSOCKET_RECONCILE_INTERVAL_SECONDS)
-            try:
-                await self.reconcile()
-            except Exception:
-                logger.warning("Socket reconciliation failed; retrying", exc_info=True)
+            await asyncio.sleep(max(0.0, min(reconcile_at, renew_at) - loop.time()))
+            now = loop.time()
+            if now >= renew_at:
+                await self.renew_leases()
+                renew_at = now + renew_every
+            if now >= reconcile_at:
+                try:
+                    await self.reconcile()
+                except Exception:
+                    logger.warning("Socket reconciliation failed; retrying", exc_info=True)
+                reconcile_at = now + settings.WEBSOCKET_RECONCILE_INTERVAL_SECONDS
+
+    async def renew_leases(self) -> None:
+        await socket_leases_renew(
+            {
+                user_id: [consumer.channel_name for consumer in group]
+                for user_id, group in self._by_user.items()
+            }
+        )
 
     async def reconcile(self) -> None:
         """Bring every registered socket up to the database's current status."""
@@ -64,6 +84,7 @@ class SocketRegistry:
             await consumer.join_group()
         checks = await database_sync_to_async(socket_checks_get)(user_ids=list(sockets))
         stale: list[int] = []
+        ahead: list[int] = []
         for user_id, consumers in sockets.items():
             check = checks.get(user_id)
             if check is None or not check.is_active:
@@ -77,7 +98,9 @@ class SocketRegistry:
             sockets[user_id] = current
             if any(consumer.known_version < check.version for consumer in current):
                 stale.append(user_id)
-        if not stale:
+            if any(consumer.known_version > check.version for consumer in current):
+                ahead.append(user_id)  # or a change committed since that read: see below
+        if not stale and not ahead:
             return
         # Most sockets found behind have their push on the way: give it a moment to land,
         # and read the status only of those still behind.
@@ -87,17 +110,25 @@ class SocketRegistry:
             for user_id in stale
             if any(c.known_version < checks[user_id].version for c in sockets[user_id])
         ]
-        if not stale:
+        # Every version a socket got honestly was committed before it was sent, so a read
+        # that starts after noting the socket's version cannot be older: one that is, the
+        # database never had (a forged push, a restored database).
+        noted = {c: c.known_version for user_id in ahead for c in sockets[user_id]}
+        if not stale and not noted:
             return
-        statuses = await database_sync_to_async(wizard_statuses_get)(user_ids=stale)
-        for user_id in stale:
+        users = list(dict.fromkeys([*stale, *ahead]))
+        statuses = await database_sync_to_async(wizard_statuses_get)(user_ids=users)
+        for user_id in users:
             status = statuses.get(user_id)
             if status is None:
                 continue
             message = status.as_message()
             for consumer in sockets[user_id]:
                 try:
-                    await consumer.deliver_status(message)
+                    if noted.get(consumer, -1) > status.version:
+                        await consumer.replace_status(message, unless_newer_than=noted[consumer])
+                    else:
+                        await consumer.deliver_status(message)
                 except Exception:  # the socket closed meanwhile; its disconnect cleans up
                     logger.debug("Could not deliver to a closing socket", exc_info=True)
 

@@ -4,21 +4,18 @@ A ticket remembers the credentials generation of the request that minted it, so 
 change or "end all sessions" voids the tickets not yet redeemed.
 """
 
-import asyncio
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from django.conf import settings
 
-from config.redis import redis_client
+from config.redis import async_redis_client, redis_client
 
 _KEY_PREFIX = "wizard:ticket:"
 _TICKET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
 _VALUE_SHAPE = re.compile(rb"^(\d{1,19}):(\d{1,19})$")
-_async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +26,6 @@ class TicketHolder:
 
 def _key(ticket: str) -> str:
     return _KEY_PREFIX + hashlib.sha256(ticket.encode()).hexdigest()
-
-
-def _async_redis() -> aioredis.Redis:
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
-        )
-        _async_clients[loop] = client
-    return client
 
 
 def ticket_issue(*, user_id: int, credentials_generation: int) -> str:
@@ -56,7 +42,7 @@ async def ticket_redeem(ticket: str) -> TicketHolder | None:
     """Whom the ticket was issued to, once; None if unknown, expired or used."""
     if not _TICKET_SHAPE.match(ticket):
         return None
-    value = await _async_redis().getdel(_key(ticket))
+    value = await async_redis_client().getdel(_key(ticket))
     match = _VALUE_SHAPE.match(value) if value is not None else None
     if match is None:
         return None

@@ -7,13 +7,16 @@ from onboarding.models import Channel, ManualPrompt, OnboardingProfile, User
 from outbox.models import OutboxEvent
 from tests.factories import PASSWORD, make_user, tokens_for
 
+# Counts kept in Redis by user id, name or address, which repeat across test runs.
+_COUNTED_IN_REDIS = ("wizard:sign-in-failures:*", "wizard:quota:*", "wizard:socket-leases:*")
+
 
 @pytest.fixture(autouse=True)
-def no_sign_in_failures_left_over():
-    """Sign-in attempt counts live in Redis: each test starts with none, as users' ids and
-    names repeat across test runs on the same Redis database."""
+def no_counts_left_over():
+    """Sign-in attempts, quotas and socket leases live in Redis: each test starts with none,
+    as users' ids and names repeat across test runs on the same Redis database."""
     client = redis_client()
-    keys = list(client.scan_iter(match="wizard:sign-in-failures:*", count=1000))
+    keys = [key for match in _COUNTED_IN_REDIS for key in client.scan_iter(match=match, count=1000)]
     if keys:
         client.delete(*keys)
     yield

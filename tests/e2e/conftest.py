@@ -18,7 +18,7 @@ def harness_factory(django_db_setup, tmp_path_factory) -> Iterator[Callable[...,
     """
     created: list[Harness] = []
 
-    def make(**extra_env: str) -> Harness:
+    def make(**extra_env: str | None) -> Harness:
         harness = Harness.from_django_settings(
             workdir=tmp_path_factory.mktemp("e2e"), extra_env=extra_env
         )

@@ -283,6 +283,13 @@ def _web_ready(process: ManagedProcess) -> bool:
         return False
 
 
+def _flower_ready(process: ManagedProcess) -> bool:
+    try:  # the one page flower answers without credentials
+        return httpx.get(process.url + "/healthcheck", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _log_ready(pattern: re.Pattern) -> Callable[[ManagedProcess], bool]:
     return lambda process: pattern.search(process.output()) is not None
 
@@ -294,13 +301,13 @@ class Harness:
     database_url: str
     redis_url: str
     workdir: Path
-    extra_env: Mapping[str, str] = field(default_factory=dict)
+    extra_env: Mapping[str, str | None] = field(default_factory=dict)
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     processes: list[ManagedProcess] = field(default_factory=list)
 
     @classmethod
     def from_django_settings(
-        cls, *, workdir: Path, extra_env: Mapping[str, str] | None = None
+        cls, *, workdir: Path, extra_env: Mapping[str, str | None] | None = None
     ) -> "Harness":
         """Point the processes at the database and Redis the current Django settings use."""
         from django.conf import settings
@@ -340,7 +347,8 @@ class Harness:
         )
         env.update(self.extra_env)
         env.update(overrides or {})
-        return env
+        # None unsets: a process started as a PaaS would start it, without that variable.
+        return {name: value for name, value in env.items() if value is not None}
 
     def _register(
         self,
@@ -400,6 +408,18 @@ class Harness:
             options={"--schedule": str(self.workdir / f"beat{index}-schedule")},
             ready=_log_ready(_BEAT_READY),
             env=env,
+        )
+
+    def add_flower(self, *, env: Mapping[str, str | None] | None = None) -> ManagedProcess:
+        """Register flower: the Procfile's `flower` on a free port (ready: its /healthcheck)."""
+        port = free_port()
+        return self._register(
+            "flower",
+            variables={"FLOWER_PORT": str(port)},
+            options={},
+            ready=_flower_ready,
+            env=env,
+            port=port,
         )
 
     def launch(

@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from werkzeug.test import Client as WerkzeugClient
 
+from tests.e2e.clients import REQUIREMENTS
 from tests.factories import PASSWORD, make_user, tokens_for
 
 pytestmark = [pytest.mark.hostile, pytest.mark.django_db]
@@ -121,25 +122,25 @@ def _secured(case) -> bool:
 # 200 for most), while the API-wide auth, body parser and error handlers also answer 400,
 # 401, 403, 413 and 422. Every one of those is now documented where it can happen.
 DOCUMENTED = {
-    ("POST", "/api/v1/auth/register"): [201, 400, 409, 413, 422, 503],
+    ("POST", "/api/v1/auth/register"): [201, 400, 409, 413, 422, 429, 503],
     ("POST", "/api/v1/auth/token"): [200, 400, 401, 413, 422, 429, 503],
-    ("POST", "/api/v1/auth/token/refresh"): [200, 400, 401, 413, 422],
+    ("POST", "/api/v1/auth/token/refresh"): [200, 400, 401, 413, 422, 429, 503],
     ("POST", "/api/v1/auth/login"): [200, 400, 401, 413, 422, 429, 503],
-    ("POST", "/api/v1/auth/logout"): [204, 400, 401, 403, 413, 422],
+    ("POST", "/api/v1/auth/logout"): [204, 400, 401, 403, 413, 422, 503],
     ("POST", "/api/v1/auth/password"): [200, 400, 401, 403, 413, 422, 429, 503],
-    ("GET", "/api/v1/accounts/me"): [200, 401],
-    ("PATCH", "/api/v1/accounts/me"): [200, 400, 401, 403, 413, 422],
-    ("GET", "/api/v1/accounts/business-types"): [200, 401],
-    ("GET", "/api/v1/accounts/wizard-status"): [200, 401],
-    ("GET", "/api/v1/accounts/wizard-status/history"): [200, 401, 422],
-    ("PATCH", "/api/v1/accounts/wizard-complete"): [200, 400, 401, 403, 413],
-    ("GET", "/api/v1/ai-prompts/manual"): [200, 401],
-    ("PUT", "/api/v1/ai-prompts/manual"): [200, 400, 401, 403, 413, 422],
-    ("DELETE", "/api/v1/ai-prompts/manual"): [204, 401, 403, 413],
-    ("GET", "/api/v1/channels"): [200, 401],
-    ("POST", "/api/v1/channels"): [200, 201, 400, 401, 403, 409, 413, 422],
-    ("DELETE", "/api/v1/channels/{channel_id}"): [204, 401, 403, 404, 413, 422],
-    ("POST", "/api/v1/realtime/ticket"): [201, 401, 403, 413],
+    ("GET", "/api/v1/accounts/me"): [200, 401, 503],
+    ("PATCH", "/api/v1/accounts/me"): [200, 400, 401, 403, 413, 422, 429, 503],
+    ("GET", "/api/v1/accounts/business-types"): [200, 401, 503],
+    ("GET", "/api/v1/accounts/wizard-status"): [200, 401, 503],
+    ("GET", "/api/v1/accounts/wizard-status/history"): [200, 401, 422, 503],
+    ("PATCH", "/api/v1/accounts/wizard-complete"): [200, 400, 401, 403, 413, 429, 503],
+    ("GET", "/api/v1/ai-prompts/manual"): [200, 401, 503],
+    ("PUT", "/api/v1/ai-prompts/manual"): [200, 400, 401, 403, 413, 422, 429, 503],
+    ("DELETE", "/api/v1/ai-prompts/manual"): [204, 401, 403, 413, 429, 503],
+    ("GET", "/api/v1/channels"): [200, 401, 503],
+    ("POST", "/api/v1/channels"): [200, 201, 400, 401, 403, 409, 413, 422, 429, 503],
+    ("DELETE", "/api/v1/channels/{channel_id}"): [204, 401, 403, 404, 413, 422, 429, 503],
+    ("POST", "/api/v1/realtime/ticket"): [201, 401, 403, 413, 429, 503],
 }
 
 
@@ -195,3 +196,16 @@ def test_session_requests_answer_as_documented(case, session_login):
     response = case.call_and_validate(headers=headers, cookies=cookies, checks=CHECKS)
     if _secured(case):
         assert response.status_code not in (401, 403)
+
+
+def test_the_status_object_is_typed_with_its_keys():
+    """Regression: `details` and `progress` were free-form maps to a generated client."""
+    components = schema.raw_schema["components"]["schemas"]
+    status = components["WizardStatusOut"]["properties"]
+    assert status["details"] == {"$ref": "#/components/schemas/StatusDetailsOut"}
+    assert status["progress"] == {"$ref": "#/components/schemas/StatusProgressOut"}
+    details = components["StatusDetailsOut"]
+    assert details["required"] == [*REQUIREMENTS, "instagram_connected", "telegram_connected"]
+    assert {prop["type"] for prop in details["properties"].values()} == {"boolean"}
+    assert components["StatusProgressOut"]["required"] == ["completed", "total", "percent"]
+    assert status["missing_fields"]["items"]["enum"] == list(REQUIREMENTS)

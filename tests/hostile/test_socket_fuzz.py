@@ -29,7 +29,7 @@ import socket
 import string
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -66,7 +66,7 @@ pytestmark = [pytest.mark.hostile, pytest.mark.django_db(transaction=True)]
 MAX_FRAME_BYTES = 4096
 MAX_SOCKETS_PER_USER = 20
 REFRESHES_PER_WINDOW = 10
-WINDOW_SECONDS = 3600.0
+WINDOW_SECONDS = 3600
 
 # Hypothesis runs many examples inside one test call: the socket (a function-scoped
 # fixture) lives across them on purpose, and the model below carries its state.
@@ -258,26 +258,32 @@ scripts = st.lists(st.one_of(single, single, single, refresh_floods), min_size=5
 
 
 @dataclass
+class RefreshBudget:
+    """The user's refreshes: one budget for all their sockets, kept across reconnects."""
+
+    started_at: float = field(default_factory=time.monotonic)
+    answered: int = 0  # refreshes answered with a status
+    in_flight: int = 0  # sent, not yet answered
+
+
+@dataclass
 class ModelledSocket:
     """A socket of one user whose every answer is checked against the contract.
 
     Lockstep: each frame is answered before the next is sent, so an extra or missing
     message shows at the frame that caused it. A 1009 close is checked and a fresh socket
-    takes over; the refresh budget is per socket.
+    takes over; the refresh budget is the user's, shared by all their sockets.
     """
 
     open_socket: Callable
     status: dict
+    budget: RefreshBudget
     communicator: Any = None
-    refreshes: int = 0
-    opened_at: float = 0.0
 
     async def open(self) -> None:
         self.communicator = self.open_socket()
         assert await connect(self.communicator) is True
         await self.expect_status(await receive_json(self.communicator))
-        self.refreshes = 0
-        self.opened_at = time.monotonic()
 
     async def expect_status(self, message: dict) -> None:
         assert without_timestamp(message) == self.status
@@ -295,7 +301,11 @@ class ModelledSocket:
             await self.communicator.disconnect(timeout=PROMPT)
             await self.open()
             return
+        if kind == REFRESH:
+            self.budget.in_flight += 1
         answer = await receive_json(self.communicator)
+        if kind == REFRESH:
+            self.budget.in_flight -= 1
         if frame.deep_kind is not None:
             if answer == NOT_JSON:  # the parser gave up: also a contract answer
                 return
@@ -303,10 +313,14 @@ class ModelledSocket:
         if kind == PING:
             assert answer == {"type": "pong", "timestamp": answer["timestamp"]}, frame
             assert TIMESTAMP.fullmatch(answer["timestamp"])
-        elif kind == REFRESH and self.refreshes < REFRESHES_PER_WINDOW:
-            self.refreshes += 1
+        elif kind == REFRESH and answer["type"] == "wizard_status":
+            self.budget.answered += 1
+            assert self.budget.answered <= REFRESHES_PER_WINDOW, frame
             await self.expect_status(answer)
         elif kind == REFRESH:
+            # Refused only once the user's budget is spent, counting refreshes of other
+            # sockets still waiting for their answers.
+            assert self.budget.answered + self.budget.in_flight >= REFRESHES_PER_WINDOW, frame
             retry_after = answer.get("retry_after")
             assert answer == {
                 "type": "error",
@@ -314,7 +328,7 @@ class ModelledSocket:
                 "detail": "Too many refreshes; wait and retry.",
                 "retry_after": retry_after,
             }
-            elapsed = time.monotonic() - self.opened_at
+            elapsed = time.monotonic() - self.budget.started_at
             assert type(retry_after) is int
             assert WINDOW_SECONDS - elapsed - 1 <= retry_after <= WINDOW_SECONDS
         else:
@@ -335,15 +349,25 @@ class ModelledSocket:
 
 @pytest.fixture
 def socket_limits(settings):
-    settings.WEBSOCKET_REFRESH_LIMIT = (REFRESHES_PER_WINDOW, WINDOW_SECONDS)
+    settings.WEBSOCKET_REFRESH_LIMIT = f"{REFRESHES_PER_WINDOW}/{WINDOW_SECONDS}s"
     settings.WEBSOCKET_MAX_SOCKETS_PER_USER = MAX_SOCKETS_PER_USER
+    # The model answers every other frame; the per-socket bound has a test of its own.
+    settings.WEBSOCKET_MESSAGE_LIMIT = "1000000/1h"
 
 
 @pytest.fixture
-async def modelled(user, sockets, socket_limits) -> ModelledSocket:
+def refresh_budget(user) -> RefreshBudget:
+    """Lives as long as the user: hypothesis runs every example of a test with one user."""
+    return RefreshBudget()
+
+
+@pytest.fixture
+async def modelled(user, sockets, socket_limits, refresh_budget) -> ModelledSocket:
     token = access_token(user)
     socket_ = ModelledSocket(
-        open_socket=lambda: sockets(f"token={token}"), status=await current_status(user.pk)
+        open_socket=lambda: sockets(f"token={token}"),
+        status=await current_status(user.pk),
+        budget=refresh_budget,
     )
     await socket_.open()
     return socket_
@@ -386,12 +410,14 @@ async def test_every_generated_frame_gets_exactly_the_contracts_answer(modelled,
     )
 )
 async def test_floods_on_every_socket_a_user_may_open_are_answered_per_socket(
-    user, sockets, socket_limits, scripts_per_socket
+    user, sockets, socket_limits, refresh_budget, scripts_per_socket
 ):
     token = access_token(user)
     status = await current_status(user.pk)
     opened = [
-        ModelledSocket(open_socket=lambda: sockets(f"token={token}"), status=status)
+        ModelledSocket(
+            open_socket=lambda: sockets(f"token={token}"), status=status, budget=refresh_budget
+        )
         for _ in scripts_per_socket
     ]
     await asyncio.gather(*(socket_.open() for socket_ in opened))
@@ -556,11 +582,12 @@ async def test_pushes_to_a_client_that_stopped_reading_are_not_kept_one_by_one(
 
 
 async def test_a_client_that_floods_frames_without_reading_is_let_go(
-    user, sockets, stalled_clients, caplog
+    user, sockets, stalled_clients, caplog, settings
 ):
     """Regression: its answers piled up behind the blocked send, and the socket, its
     registry entry and its group subscription stayed as long as the connection did. Past
     a bound of unread answers the server now lets the socket go (the connection ends)."""
+    settings.WEBSOCKET_MESSAGE_LIMIT = "1000000/1h"  # the bound of unread answers, alone
     stalled = stalled_clients(user)
     await stalled.open()
     await stalled.send_frames('{"type": "ping"}', 1000)

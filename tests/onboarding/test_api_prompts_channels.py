@@ -270,7 +270,10 @@ def test_connect_an_account_of_another_user_is_409(user, api):
     response = connect(api, platform="instagram", external_id="ig-taken")
 
     assert response.status_code == 409
-    assert response.json() == {"detail": "This account is already connected to another user."}
+    assert response.json() == {
+        "code": "channel_taken",
+        "detail": "This account is already connected to another user.",
+    }
     assert onboarding_state(user) == mine_before
     assert onboarding_state(other) == theirs_before
     assert Channel.objects.get(pk=taken.pk).user_id == other.pk

@@ -17,7 +17,8 @@ THREADS = 8
 WRITES_PER_THREAD = 10
 
 
-def test_concurrent_writes_of_one_user_get_distinct_consecutive_versions():
+def test_concurrent_writes_of_one_user_get_distinct_consecutive_versions(settings):
+    settings.CHANNELS_PER_USER_LIMIT = THREADS * WRITES_PER_THREAD
     user = make_user()
 
     def writer(thread: int) -> list[tuple[str, int | None, Any]]:

@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from onboarding.selectors import WizardStatus
+from onboarding.selectors import WizardStatus, wizard_status_get
 from onboarding.services import profile_update, user_set_active
 from outbox.models import OutboxEvent, Topic
 from outbox.services import RelayReport, outbox_relay
@@ -292,6 +292,42 @@ async def test_reconciler_closes_a_deactivated_users_sockets_with_4403(
     assert registry.count(other_user.pk) == 0
 
 
+async def test_reconciler_puts_right_a_socket_ahead_of_the_database(user, sockets, settings):
+    """A forged push (a neighbour on the same Redis, a restored database) must not freeze a
+    socket: it would otherwise ignore every real status below that version, refresh too."""
+    settings.WEBSOCKET_RECONCILE_INTERVAL_SECONDS = 0.5
+    communicator, initial = await open_socket(sockets, user)
+    since = timezone.now()
+    forged = status_message(user.pk, 10**12, first_name=True, last_name=True)
+    await push({user.pk: forged})
+    assert await receive_json(communicator) == forged
+
+    put_right = await receive_json(communicator, timeout=5)
+    assert put_right["version"] == initial["version"]
+    await assert_status_is_current(put_right, user.pk, since=since)
+
+    # Real changes flow again, pushed and refreshed.
+    real = status_message(user.pk, initial["version"] + 1, first_name=True)
+    await push({user.pk: real})
+    assert await receive_json(communicator) == real
+    await communicator.send_json_to({"type": "refresh"})
+    assert (await receive_json(communicator))["version"] >= initial["version"]
+    await communicator.disconnect()
+
+
+async def test_reconciler_leaves_a_socket_that_is_only_up_to_date_alone(user, sockets, settings):
+    settings.WEBSOCKET_RECONCILE_INTERVAL_SECONDS = 0.3
+    communicator, _ = await open_socket(sockets, user)
+    await db_call(profile_update)(user_id=user.pk, first_name="Ada")
+    message = (await db_call(wizard_status_get)(user_id=user.pk)).as_message()
+    await push({user.pk: message})
+    assert await receive_json(communicator) == message
+
+    # Several rounds of the reconciler: nothing to put right, nothing sent.
+    assert await communicator.receive_nothing(timeout=1.0) is True
+    await communicator.disconnect()
+
+
 # Sockets per user
 
 
@@ -339,3 +375,20 @@ async def test_concurrent_handshakes_cannot_exceed_the_per_user_limit(user, sock
     for communicator in communicators:
         await communicator.disconnect()
     assert registry.count(user.pk) == 0
+
+
+async def test_reconnecting_in_a_loop_is_bounded_per_user(user, other_user, sockets, settings):
+    """Each handshake reads the status for its first message: a client that reconnects in a
+    loop is refused (4429) past the connect limit, other users are not."""
+    settings.WEBSOCKET_CONNECT_LIMIT = "3/m"
+    for _ in range(3):
+        communicator, _ = await open_socket(sockets, user)
+        await communicator.disconnect()
+
+    refused = sockets(f"token={access_token(user)}")
+    assert await connect(refused) is True
+    assert await receive_close(refused) == closed(4429)
+    await refused.disconnect()
+    assert registry.count(user.pk) == 0
+    theirs, _ = await open_socket(sockets, other_user)
+    await theirs.disconnect()

@@ -130,3 +130,52 @@ async def test_unknown_path_is_refused(user, sockets):
     communicator = sockets(f"token={access_token(user)}", path="/ws/other/")
     assert await communicator.connect() == (False, 1000)
     await communicator.disconnect()
+
+
+async def test_a_refused_origin_is_logged_once_with_the_setting_that_allows_it(
+    user, sockets, caplog
+):
+    communicator = sockets(
+        f"token={access_token(user)}", headers=[HOST, (b"origin", b"http://localhost:5173")]
+    )
+    with caplog.at_level("WARNING", logger="realtime.handshake"):
+        assert await communicator.connect() == (False, 1000)
+    refusals = [r for r in caplog.records if r.name == "realtime.handshake"]
+    assert [(r.levelname, r.getMessage()) for r in refusals] == [
+        (
+            "WARNING",
+            "Socket refused: origin 'http://localhost:5173' is not allowed; add it to "
+            "WEBSOCKET_ALLOWED_ORIGINS (which defaults to CORS_ALLOWED_ORIGINS)",
+        )
+    ]
+    await communicator.disconnect()
+
+
+async def test_a_forged_origin_cannot_forge_log_lines(user, sockets, caplog):
+    origin = b"http://x.example\nINFO fake line" + b"y" * 5000
+    communicator = sockets(f"token={access_token(user)}", headers=[HOST, (b"origin", origin)])
+    with caplog.at_level("WARNING", logger="realtime.handshake"):
+        assert await communicator.connect() == (False, 1000)
+    [refusal] = [r.getMessage() for r in caplog.records if r.name == "realtime.handshake"]
+    assert "\n" not in refusal
+    assert len(refusal) < 400
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("host", [b"evil.example", b"evil.example:8000", b"127.0.0.1.evil.example"])
+async def test_a_host_outside_allowed_hosts_is_refused_like_http(
+    user, sockets, settings, host, caplog
+):
+    """Regression: HTTP refused such a Host (DNS rebinding), the socket handshake did not."""
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+    communicator = sockets(f"token={access_token(user)}", headers=[(b"host", host)])
+    with caplog.at_level("WARNING", logger="realtime.handshake"):
+        assert await communicator.connect() == (False, 1000)
+    assert [r.getMessage() for r in caplog.records if r.name == "realtime.handshake"] == [
+        f"Socket refused: host {host.decode()!r} is not in ALLOWED_HOSTS"
+    ]
+    await communicator.disconnect()
+
+    allowed = sockets(f"token={access_token(user)}", headers=[(b"host", b"127.0.0.1:8000")])
+    await assert_accepted_with_status(allowed, user)
+    await allowed.disconnect()

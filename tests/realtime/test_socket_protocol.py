@@ -254,7 +254,7 @@ async def test_eleventh_refresh_in_a_row_is_rate_limited(user, open_socket):
     await open_socket.disconnect()
 
 
-async def test_refresh_limit_is_per_socket(user, sockets, open_socket):
+async def test_refresh_limit_is_per_user_across_sockets(user, other_user, sockets, open_socket):
     for _ in range(10):
         await open_socket.send_json_to({"type": "refresh"})
     assert [(await receive_json(open_socket))["type"] for _ in range(10)] == ["wizard_status"] * 10
@@ -263,15 +263,78 @@ async def test_refresh_limit_is_per_socket(user, sockets, open_socket):
     assert await connect(other) is True
     assert (await receive_json(other))["type"] == "wizard_status"
     await other.send_json_to({"type": "refresh"})
-    assert (await receive_json(other))["type"] == "wizard_status"
-    await open_socket.send_json_to({"type": "refresh"})
-    assert (await receive_json(open_socket))["code"] == "rate_limited"
+    assert (await receive_json(other))["code"] == "rate_limited"
+    # Another user's budget is their own.
+    theirs = sockets(f"token={access_token(other_user)}")
+    assert await connect(theirs) is True
+    await receive_json(theirs)
+    await theirs.send_json_to({"type": "refresh"})
+    assert (await receive_json(theirs))["type"] == "wizard_status"
+    for communicator in (open_socket, other, theirs):
+        await communicator.disconnect()
+
+
+async def test_reconnecting_does_not_reset_the_refresh_limit(user, sockets, open_socket):
+    """Regression: the budget was per socket, so a client reconnected for ten more reads."""
+    for _ in range(10):
+        await open_socket.send_json_to({"type": "refresh"})
+        assert (await receive_json(open_socket))["type"] == "wizard_status"
     await open_socket.disconnect()
+
+    again = sockets(f"token={access_token(user)}")
+    assert await connect(again) is True
+    assert (await receive_json(again))["type"] == "wizard_status"  # the first message is due
+    await again.send_json_to({"type": "refresh"})
+    answer = await receive_json(again)
+    assert answer["code"] == "rate_limited"
+    assert 1 <= answer["retry_after"] <= 10
+    await again.disconnect()
+
+
+async def test_pings_and_bad_frames_are_bounded_per_socket(user, sockets, settings):
+    """One error says when to resume; frames past the bound go unanswered, and the socket
+    stays open. Another socket of the user has its own bound."""
+    settings.WEBSOCKET_MESSAGE_LIMIT = "5/1s"
+    mine = sockets(f"token={access_token(user)}")
+    assert await connect(mine) is True
+    await receive_json(mine)
+    for frame in ('{"type": "ping"}', "not json", "[]", '{"type": "ping"}', "{}"):
+        await mine.send_to(text_data=frame)
+    answers = [await receive_json(mine) for _ in range(5)]
+    assert [a["type"] for a in answers] == ["pong", "error", "error", "pong", "error"]
+    for _ in range(20):
+        await mine.send_json_to({"type": "ping"})
+    refused = await receive_json(mine)
+    assert refused == {
+        "type": "error",
+        "code": "rate_limited",
+        "detail": "Too many messages; wait and retry.",
+        "retry_after": 1,
+    }
+    assert await mine.receive_nothing(timeout=0.2) is True
+    # Refreshes have their own limit.
+    await mine.send_json_to({"type": "refresh"})
+    assert (await receive_json(mine))["type"] == "wizard_status"
+
+    other = sockets(f"token={access_token(user)}")
+    assert await connect(other) is True
+    await receive_json(other)
+    await other.send_json_to({"type": "ping"})
+    assert (await receive_json(other))["type"] == "pong"
+
+    async def answered_again() -> bool:
+        await mine.send_json_to({"type": "ping"})
+        if await mine.receive_nothing(timeout=0.3):
+            return False  # still refused, silently
+        return (await receive_json(mine))["type"] == "pong"
+
+    await eventually(answered_again, timeout=3, interval=0.2)
+    await mine.disconnect()
     await other.disconnect()
 
 
 async def test_refreshes_are_allowed_again_after_the_window(user, open_socket, settings):
-    settings.WEBSOCKET_REFRESH_LIMIT = (2, 0.5)
+    settings.WEBSOCKET_REFRESH_LIMIT = "2/1s"
     for _ in range(3):
         await open_socket.send_json_to({"type": "refresh"})
     answers = [await receive_json(open_socket) for _ in range(3)]
