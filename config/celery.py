@@ -4,7 +4,6 @@ from collections.abc import Mapping
 
 from celery import Celery
 from celery.signals import task_prerun, worker_init
-from celery.worker import control
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -26,24 +25,33 @@ def _mask_url_passwords(value):
     return value
 
 
-# Why: flower's worker page (its Config tab) and /api/workers show the worker's `conf` reply,
-# which lists every Django setting (the app reads django.conf:settings). Celery masks a broker
-# URL there only under the key `broker_url`; ours is CELERY_BROKER_URL, and REDIS_URL and
-# CHANNEL_LAYERS hold the same URL, so the Redis password went out in clear. `report` (what
-# `celery inspect report` prints for bug reports) has the same settings. Both commands answer
-# as Celery's own do, with every URL's password masked; `stats` already leaves it out.
-@control.inspect_command(
-    name="conf", alias="dump_conf", variadic="with_defaults", signature="[include_defaults=False]"
-)
-def conf_without_passwords(state, with_defaults=False, **kwargs):
-    """List configuration."""
-    return _mask_url_passwords(control.conf(state, with_defaults=with_defaults, **kwargs))
+@worker_init.connect
+def answer_without_passwords(**kwargs) -> None:
+    """Why: flower's worker page (its Config tab) and /api/workers show the worker's `conf`
+    reply, which lists every Django setting (the app reads django.conf:settings). Celery masks
+    a broker URL there only under the key `broker_url`; ours is CELERY_BROKER_URL, and
+    REDIS_URL and CHANNEL_LAYERS hold the same URL, so the Redis password went out in clear.
+    `report` (what `celery inspect report` prints for bug reports) has the same settings.
+    Both commands answer as Celery's own do, with every URL's password masked; `stats`
+    already leaves it out. Registered in the worker only: the control module costs every other
+    process (web, beat) a third of a second at start.
+    """
+    from celery.worker import control
 
+    @control.inspect_command(
+        name="conf",
+        alias="dump_conf",
+        variadic="with_defaults",
+        signature="[include_defaults=False]",
+    )
+    def conf_without_passwords(state, with_defaults=False, **kwargs):
+        """List configuration."""
+        return _mask_url_passwords(control.conf(state, with_defaults=with_defaults, **kwargs))
 
-@control.inspect_command(name="report")
-def report_without_passwords(state):
-    """Information about Celery installation for bug reports."""
-    return _mask_url_passwords(control.report(state))
+    @control.inspect_command(name="report")
+    def report_without_passwords(state):
+        """Information about Celery installation for bug reports."""
+        return _mask_url_passwords(control.report(state))
 
 
 @task_prerun.connect

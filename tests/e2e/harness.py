@@ -373,12 +373,18 @@ class Harness:
         self.processes.append(process)
         return process
 
-    def add_web(self, *, env: Mapping[str, str] | None = None) -> ManagedProcess:
-        """Register (not start) a web process: the Procfile's `web` on a free port."""
+    def add_web(
+        self, *, env: Mapping[str, str | None] | None = None, workers: int = 1
+    ) -> ManagedProcess:
+        """Register (not start) a web process: the Procfile's `web` on a free port.
+
+        One uvicorn worker unless asked: a test that needs several server processes starts
+        several web processes, which it can kill one by one, and each start costs less.
+        """
         port = free_port()
         return self._register(
             "web",
-            variables={"HOST": "127.0.0.1", "PORT": str(port)},
+            variables={"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)},
             options={},
             ready=_web_ready,
             env=env,
