@@ -6,16 +6,19 @@ own connections, configured in the settings.
 """
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 _CONNECT_TIMEOUT_SECONDS = 1
 _COMMAND_TIMEOUT_SECONDS = 2
 
 _clients: dict[str, redis.Redis] = {}
-_async_clients: dict[tuple[asyncio.AbstractEventLoop, str], aioredis.Redis] = {}
+_async_clients: dict[tuple[asyncio.AbstractEventLoop, str], "aioredis.Redis"] = {}
 
 
 def redis_client() -> redis.Redis:
@@ -31,8 +34,11 @@ def redis_client() -> redis.Redis:
     return client
 
 
-def async_redis_client() -> aioredis.Redis:
+def async_redis_client() -> "aioredis.Redis":
     """The client of the running event loop (an asyncio client cannot cross loops)."""
+    # Imported here: ~0.4 s at start, and only web processes (sockets) use it.
+    import redis.asyncio as aioredis
+
     key = (asyncio.get_running_loop(), settings.REDIS_URL)
     client = _async_clients.get(key)
     if client is None:

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
@@ -92,7 +91,7 @@ async def quota_hit_async(scope: str, subject: str, rule: Rule) -> int:
     key = _KEY_PREFIX + f"{scope}:{subject}"
     try:
         wait_ms = await async_redis_client().eval(_HIT_SCRIPT, 1, key, *_arguments(rule))
-    except (redis.RedisError, aioredis.RedisError, OSError):
+    except (redis.RedisError, OSError):
         logger.warning("Quota %s not checked: Redis is unavailable", scope, exc_info=True)
         return 0
     return _retry_after(wait_ms) if wait_ms else 0

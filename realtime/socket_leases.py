@@ -13,7 +13,6 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 
 from config.redis import async_redis_client
@@ -21,7 +20,7 @@ from config.redis import async_redis_client
 logger = logging.getLogger(__name__)
 
 _KEY_PREFIX = "wizard:socket-leases:"
-_REDIS_ERRORS = (redis.RedisError, aioredis.RedisError, OSError)
+_REDIS_ERRORS = (redis.RedisError, OSError)
 
 # KEYS[1]: the user's leases. ARGV: limit, lease (ms), the socket. Answers 1 when taken.
 _TAKE_SCRIPT = """
