@@ -65,7 +65,9 @@ class Flower:
 def password_redis(tmp_path_factory) -> Iterator[PasswordRedis]:
     """A redis-server that answers only with its password; no persistence, its own folder."""
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed: the test starts a Redis with a password")
+        # The test command needs redis-server anyway (scripts/services.sh): its absence is a
+        # broken test machine, not a pass.
+        pytest.fail("redis-server is not installed: the test starts a Redis with a password")
     server = PasswordRedis(port=free_port(), password=secrets.token_hex(16))
     workdir = tmp_path_factory.mktemp("redis-with-password")
     with (workdir / "redis.log").open("ab") as log:

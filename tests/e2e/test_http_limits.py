@@ -283,7 +283,10 @@ def read_all_until_closed(conns: list[socket.socket], *, deadline: float) -> lis
 def test_many_half_sent_requests_neither_starve_new_ones_nor_stay(harness_factory):
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < HALF_SENT_CONNECTIONS + 200:
-        pytest.skip(f"needs a hard open-file limit above {HALF_SENT_CONNECTIONS + 200}")
+        pytest.fail(
+            f"needs a hard open-file limit above {HALF_SENT_CONNECTIONS + 200} (ulimit -Hn); "
+            f"this machine allows {hard}"
+        )
     harness = harness_factory(HTTP_HEADER_TIMEOUT=str(MANY_HEADER_TIMEOUT))
     with soft_open_file_limit(LOW_SOFT_LIMIT):
         (web,) = harness.launch([harness.add_web()])

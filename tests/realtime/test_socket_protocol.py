@@ -254,20 +254,24 @@ async def test_eleventh_refresh_in_a_row_is_rate_limited(user, open_socket):
     await open_socket.disconnect()
 
 
+async def opened(sockets, user):
+    """A new socket of `user` whose first message (a status) has been read."""
+    communicator = sockets(f"token={access_token(user)}")
+    assert await connect(communicator) is True
+    assert (await receive_json(communicator))["type"] == "wizard_status"
+    return communicator
+
+
 async def test_refresh_limit_is_per_user_across_sockets(user, other_user, sockets, open_socket):
     for _ in range(10):
         await open_socket.send_json_to({"type": "refresh"})
     assert [(await receive_json(open_socket))["type"] for _ in range(10)] == ["wizard_status"] * 10
 
-    other = sockets(f"token={access_token(user)}")
-    assert await connect(other) is True
-    assert (await receive_json(other))["type"] == "wizard_status"
+    other = await opened(sockets, user)
     await other.send_json_to({"type": "refresh"})
     assert (await receive_json(other))["code"] == "rate_limited"
     # Another user's budget is their own.
-    theirs = sockets(f"token={access_token(other_user)}")
-    assert await connect(theirs) is True
-    await receive_json(theirs)
+    theirs = await opened(sockets, other_user)
     await theirs.send_json_to({"type": "refresh"})
     assert (await receive_json(theirs))["type"] == "wizard_status"
     for communicator in (open_socket, other, theirs):
@@ -295,9 +299,7 @@ async def test_pings_and_bad_frames_are_bounded_per_socket(user, sockets, settin
     """One error says when to resume; frames past the bound go unanswered, and the socket
     stays open. Another socket of the user has its own bound."""
     settings.WEBSOCKET_MESSAGE_LIMIT = "5/1s"
-    mine = sockets(f"token={access_token(user)}")
-    assert await connect(mine) is True
-    await receive_json(mine)
+    mine = await opened(sockets, user)
     for frame in ('{"type": "ping"}', "not json", "[]", '{"type": "ping"}', "{}"):
         await mine.send_to(text_data=frame)
     answers = [await receive_json(mine) for _ in range(5)]
@@ -316,9 +318,7 @@ async def test_pings_and_bad_frames_are_bounded_per_socket(user, sockets, settin
     await mine.send_json_to({"type": "refresh"})
     assert (await receive_json(mine))["type"] == "wizard_status"
 
-    other = sockets(f"token={access_token(user)}")
-    assert await connect(other) is True
-    await receive_json(other)
+    other = await opened(sockets, user)
     await other.send_json_to({"type": "ping"})
     assert (await receive_json(other))["type"] == "pong"
 
