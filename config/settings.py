@@ -181,6 +181,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
 WHITENOISE_USE_FINDERS = True
+# Python maps `.ts` to MPEG transport streams: the client's `.d.ts` types are text.
+WHITENOISE_MIMETYPES = {".ts": "text/plain"}
+# The browser client's sources are served as they are written, under /static/wizard-status/.
+STATICFILES_DIRS = [("wizard-status", BASE_DIR / "realtime" / "client" / "src")]
 
 LOGGING = {
     "version": 1,

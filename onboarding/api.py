@@ -176,7 +176,9 @@ def wizard_status(request: HttpRequest):
 def wizard_status_history(
     request: HttpRequest,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before_version: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None,
+    # Not `int | None`: a query string cannot say null, and the `anyOf` it documents misleads
+    # generated clients (and fuzzers) into sending values it cannot carry.
+    before_version: Annotated[int, Query(ge=1, le=_MAX_ID)] = None,  # noqa: RUF013
 ):
     """Every distinct status the wizard went through, newest first."""
     page = selectors.status_history_page(

@@ -39,3 +39,26 @@ ensure_redis() {
         --dir /var/lib/redis --logfile /var/log/redis/ci.log
     wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
 }
+
+ensure_chromium() {  # Debian's Chromium for the browser tests (Playwright drives it)
+    if [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then return 0; fi
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "Chromium is missing at ${CHROMIUM:-/usr/bin/chromium}: apt-get install chromium" \
+             "(or set CHROMIUM to a Chromium binary)" >&2
+        return 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
+ensure_client_packages() {  # the browser client's test dependencies (React, Vue, TypeScript)
+    local client=realtime/client
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "Node.js and npm are needed for the browser client's tests" >&2
+        return 1
+    fi
+    if [ ! -f "$client/node_modules/.package-lock.json" ] \
+        || [ "$client/package-lock.json" -nt "$client/node_modules/.package-lock.json" ]; then
+        (cd "$client" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}

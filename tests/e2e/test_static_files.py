@@ -5,6 +5,7 @@ itself: the docs work without internet, and nothing needs a `collectstatic` step
 """
 
 import re
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -51,12 +52,44 @@ def test_an_unknown_static_file_is_404(web):
     assert httpx.get(f"{web.url}/static/admin/css/nothing-here.css").status_code == 404
 
 
-def test_the_index_page_links_to_docs_admin_and_health(web):
+def test_the_index_page_links_to_docs_admin_demo_and_health(web):
     page = httpx.get(f"{web.url}/")
 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     links = set(re.findall(r'href="([^"]+)"', page.text))
-    assert {"/api/v1/docs", "/admin/", "/healthz", "/readyz"} <= links
+    assert {"/api/v1/docs", "/admin/", "/demo/wizard-status/", "/healthz", "/readyz"} <= links
     for link in links:
         assert httpx.get(web.url + link).status_code in (200, 302), link
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "marker"),
+    [
+        ("wizard-status.js", "text/javascript", "export class WizardStatusClient"),
+        ("wizard-status.d.ts", "text/plain", "export interface WizardStatus"),
+        ("react.js", "text/javascript", "export function useWizardStatus"),
+        ("vue.js", "text/javascript", "export function useWizardStatus"),
+    ],
+)
+def test_the_browser_client_is_served_with_its_types(web, name, content_type, marker):
+    answer = httpx.get(f"{web.url}/static/wizard-status/{name}")
+
+    assert answer.status_code == 200, name
+    assert answer.headers["content-type"].startswith(content_type), answer.headers
+    assert marker in answer.text
+
+
+def test_the_demo_page_and_its_modules_are_served(web):
+    page = httpx.get(f"{web.url}/demo/wizard-status/")
+    assert page.status_code == 200
+    scripts = re.findall(r'src="([^"]+\.js)"', page.text)
+    assert scripts == ["/static/wizard-status-demo/demo.js"], scripts
+    demo = httpx.get(web.url + scripts[0])
+    imports = {
+        urljoin(demo.url.path, module) for module in re.findall(r'from "([^"]+)"', demo.text)
+    }
+
+    assert "/static/wizard-status/wizard-status.js" in imports
+    for module in imports:
+        assert httpx.get(web.url + module).status_code == 200, module
