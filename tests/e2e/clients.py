@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 import websockets
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 PASSWORD = "e2e-Tangerine-Lighthouse-42"
 SOCKET_PATH = "/ws/wizard-status/"
@@ -174,3 +176,12 @@ class LiveSocket:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+@sync_to_async(thread_sensitive=False)
+def in_django(function, **kwargs):
+    """Run ORM or service code from an async test, on a thread whose connections it closes."""
+    try:
+        return function(**kwargs)
+    finally:
+        connections.close_all()

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connections
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from onboarding import services
 from outbox.models import OutboxEvent
-from tests.e2e.clients import PASSWORD, ApiUser
+from tests.e2e.clients import PASSWORD, ApiUser, in_django
 from tests.e2e.harness import PROJECT_ROOT, async_wait_until
 
 pytestmark = pytest.mark.e2e
@@ -76,14 +74,6 @@ async def user(stack, transactional_db) -> AsyncIterator[ApiUser]:
     user = await ApiUser.register(web.url)
     yield user
     await user.aclose()
-
-
-@sync_to_async(thread_sensitive=False)
-def in_django(function, **kwargs):
-    try:
-        return function(**kwargs)
-    finally:
-        connections.close_all()
 
 
 async def sign_in(context: BrowserContext, user: ApiUser) -> None:

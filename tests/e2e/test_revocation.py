@@ -10,12 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import websockets
-from asgiref.sync import sync_to_async
-from django.db import connections
 
 from onboarding import services, sign_ins
 from outbox.models import Actor, OutboxEvent
-from tests.e2e.clients import PASSWORD, SOCKET_PATH, ApiUser, LiveSocket
+from tests.e2e.clients import PASSWORD, SOCKET_PATH, ApiUser, LiveSocket, in_django
 from tests.e2e.harness import async_wait_until
 
 pytestmark = pytest.mark.e2e
@@ -73,14 +71,6 @@ async def change_password(user: ApiUser) -> str:
     )
     assert response.status_code == 200, response.text
     return response.json()["access"]
-
-
-@sync_to_async(thread_sensitive=False)
-def in_django(function, **kwargs):
-    try:
-        return function(**kwargs)
-    finally:
-        connections.close_all()
 
 
 async def no_pending_rows() -> bool:
