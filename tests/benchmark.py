@@ -523,6 +523,16 @@ async def report(args, base: str, web_pid: int, users, procs: Processes, logs: P
     )
 
 
+def run_until_stopped(main_coroutine) -> None:
+    """`asyncio.run`, with SIGTERM ending it like Ctrl-C, so the processes started are stopped."""
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    asyncio.run(main_coroutine)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000)
@@ -539,13 +549,7 @@ def main() -> None:
     )
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--web-processes", type=int, default=2, help="uvicorn --workers")
-    args = parser.parse_args()
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt  # so the processes started are stopped on the way out
-
-    signal.signal(signal.SIGTERM, stop)
-    asyncio.run(run(args))
+    run_until_stopped(run(parser.parse_args()))
 
 
 if __name__ == "__main__":
