@@ -1,10 +1,10 @@
 """Liveness and readiness probes."""
 
-import redis
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+
+from config.redis import redis_client
 
 
 @require_GET
@@ -22,13 +22,10 @@ def _database_state() -> str:
 
 
 def _redis_state() -> str:
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
     try:
-        client.ping()
+        redis_client().ping()
     except Exception as error:
         return f"error: {type(error).__name__}"
-    finally:
-        client.close()
     return "ok"
 
 

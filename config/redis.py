@@ -1,4 +1,5 @@
-"""The process's Redis clients for short commands (sign-in limits, quotas, tickets, sockets).
+"""The process's Redis clients for short commands (sign-in limits, quotas, tickets, sockets,
+the relay's nudge and batch publish, the readiness probe).
 
 One set of timeouts: a command that waits longer than this on Redis fails rather than
 holding a request thread or a socket's handshake. The channel layer and Celery keep their
@@ -21,8 +22,9 @@ _clients: dict[str, redis.Redis] = {}
 _async_clients: dict[tuple[asyncio.AbstractEventLoop, str], "aioredis.Redis"] = {}
 
 
-def redis_client() -> redis.Redis:
-    url = settings.REDIS_URL
+def redis_client(url: str | None = None) -> redis.Redis:
+    """The client of `url` (default `REDIS_URL`; the channel layer's server may be another)."""
+    url = url or settings.REDIS_URL
     client = _clients.get(url)
     if client is None:
         client = _clients[url] = redis.Redis.from_url(

@@ -135,7 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "onboarding.passwords.CommonWordWithDigitsValidator"},
 ]
 if env.bool("FAST_PASSWORD_HASHER", default=False):
-    # Test runs only: the default hasher costs ~300 ms per login on these machines.
+    # Test runs only: the default hasher's cost per login (README, benchmark section).
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY
@@ -243,8 +243,8 @@ RATE_LIMIT_REGISTER = env.str("RATE_LIMIT_REGISTER", default="30/h")  # per clie
 CHANNELS_PER_USER_LIMIT = env.int("CHANNELS_PER_USER_LIMIT", default=10)  # active channels
 
 # Celery: Redis broker. The worker runs its tasks on threads (Procfile): a relay task waits
-# on PostgreSQL and Redis most of its time, and a thread starts it ~1 ms sooner than a
-# prefork child, which is handed each message through a pipe.
+# on PostgreSQL and Redis most of its time, and a thread starts it sooner than a prefork
+# child, which is handed each message through a pipe.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -258,8 +258,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # visibility timeout: harmless here, the beat sweep relays every second and the purge runs
 # hourly.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
-# Task events (three messages to Redis per task, ~3 ms of worker CPU per relay run here) are
-# what flower shows; flower switches them on every few seconds while it runs, so a worker
+# Task events (three messages to Redis per task, worker CPU on every relay run) are what
+# flower shows; flower switches them on every few seconds while it runs, so a worker
 # sends them only while someone watches.
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=False)
 # Flower learns of a task from the worker's events; a "sent" event would cost every write
@@ -267,8 +267,8 @@ CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_TASK_EVENTS", default=False)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TIMEZONE = "UTC"
 # Celery's Django fixup closes the database connection around every task unless this is
-# set: a new connection costs ~7 ms here. config/celery.py instead closes only connections
-# that are broken or older than CONN_MAX_AGE, before each task.
+# set, and a new connection costs more than a relay run. config/celery.py closes only ones
+# broken or older than CONN_MAX_AGE, before each task.
 CELERY_DB_REUSE_MAX = 2**31
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
@@ -276,7 +276,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=500)
 OUTBOX_RELAY_TIME_BUDGET_SECONDS = env.float("OUTBOX_RELAY_TIME_BUDGET", default=5.0)
 # A nudged relay that finds nothing more waits this long for the next commit's wake-up before
-# it ends: under a stream of writes one task relays them all, ~3 ms sooner each than a new task.
+# it ends: under a stream of writes one task relays them all, each sooner than a new task would.
 OUTBOX_RELAY_IDLE_WAIT_SECONDS = env.float("OUTBOX_RELAY_IDLE_WAIT", default=2.0)
 OUTBOX_CLAIM_TIMEOUT_SECONDS = env.float("OUTBOX_CLAIM_TIMEOUT", default=10.0)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)

@@ -20,9 +20,10 @@ from onboarding.models import (
     User,
     WizardStatusHistory,
 )
+from onboarding.status import PROFILE_REQUIREMENTS
 from outbox.models import Actor
 
-PROFILE_FIELDS = ("first_name", "last_name", "phone_number", "business_type")
+PROFILE_FIELDS = tuple(PROFILE_REQUIREMENTS)
 
 # The admin making the current request: Django's password view builds its form itself.
 _acting_admin: ContextVar[Actor | None] = ContextVar("acting_admin", default=None)
@@ -41,23 +42,16 @@ class OnboardingProfileForm(forms.ModelForm):
         model = OnboardingProfile
         fields = PROFILE_FIELDS
 
-    def clean_first_name(self) -> str:
-        try:
-            return validators.clean_name("first_name", self.cleaned_data["first_name"])
-        except InvalidInput as error:
-            raise _as_form_error(error) from None
-
-    def clean_last_name(self) -> str:
-        try:
-            return validators.clean_name("last_name", self.cleaned_data["last_name"])
-        except InvalidInput as error:
-            raise _as_form_error(error) from None
-
-    def clean_phone_number(self) -> str:
-        try:
-            return validators.normalize_phone_number(self.cleaned_data["phone_number"])
-        except InvalidInput as error:
-            raise _as_form_error(error) from None
+    def clean(self) -> dict:
+        """Each profile field through the service's own validator (`PROFILE_REQUIREMENTS`)."""
+        cleaned = super().clean()
+        for name, requirement in PROFILE_REQUIREMENTS.items():
+            if name in cleaned:
+                try:
+                    cleaned[name] = requirement.clean(cleaned[name])
+                except InvalidInput as error:
+                    self.add_error(name, _as_form_error(error))
+        return cleaned
 
 
 class OnboardingProfileInline(admin.StackedInline):

@@ -151,7 +151,7 @@ def password_change(request: HttpRequest, payload: PasswordChangeIn):
 
 @router.get("/accounts/me", response=ProfileOut, tags=["accounts"])
 def profile_get(request: HttpRequest):
-    return selectors.account_profile_get(user=request.auth)
+    return selectors.account_profile_get(user=request.auth).as_answer()
 
 
 @router.patch(
@@ -159,7 +159,7 @@ def profile_get(request: HttpRequest):
 )
 def profile_patch(request: HttpRequest, payload: ProfilePatchIn):
     profile = services.profile_update(user_id=request.auth.pk, **payload.dict(exclude_unset=True))
-    return selectors.account_profile(user=request.auth, profile=profile)
+    return selectors.account_profile(user=request.auth, profile=profile).as_answer()
 
 
 @router.get("/accounts/business-types", response=list[BusinessTypeOut], tags=["accounts"])

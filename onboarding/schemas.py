@@ -2,10 +2,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, create_model
 
 from onboarding.models import MANUAL_PROMPT_MAX_LENGTH, BusinessType, Platform
-from onboarding.selectors import REQUIREMENTS
+from onboarding.status import PLATFORM_DETAILS, REQUIREMENTS
 from onboarding.validators import has_forbidden_control_characters
 
 
@@ -141,17 +141,13 @@ class ChannelOut(Schema):
 Requirement = Literal[REQUIREMENTS]  # type: ignore[valid-type]  # the canonical order
 
 
-class StatusDetailsOut(Schema):
-    """Each requirement met or not, and which platforms have an active channel."""
-
-    first_name: bool
-    last_name: bool
-    phone_number: bool
-    business_type: bool
-    manual_prompt: bool
-    channel_connected: bool
-    instagram_connected: bool
-    telegram_connected: bool
+# Each requirement met or not, and which platforms have an active channel: one boolean per
+# key, from the status's own table, so the OpenAPI document names every key.
+StatusDetailsOut = create_model(
+    "StatusDetailsOut",
+    __base__=Schema,
+    **{name: (bool, ...) for name in (*REQUIREMENTS, *PLATFORM_DETAILS)},
+)
 
 
 class StatusProgressOut(Schema):

@@ -5,18 +5,16 @@ so they can never disagree.
 """
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from onboarding.exceptions import NotFound
 from onboarding.models import (
-    BusinessType,
     Channel,
     ManualPrompt,
     OnboardingProfile,
@@ -25,109 +23,14 @@ from onboarding.models import (
     User,
     WizardStatusHistory,
 )
-from onboarding.tokens import TokenClaims
-
-REQUIREMENTS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "phone_number",
-    "business_type",
-    "manual_prompt",
-    "channel_connected",
+from onboarding.sql import db_datetime, rows_by_name
+from onboarding.status import (
+    PROFILE_REQUIREMENTS,
+    OnboardingSnapshot,
+    WizardStatus,
+    compute_wizard_status,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class OnboardingSnapshot:
-    """The database state the status is computed from, read in one statement."""
-
-    user_id: int
-    version: int
-    first_name: str
-    last_name: str
-    phone_number: str
-    business_type: str
-    has_manual_prompt: bool
-    instagram_connected: bool
-    telegram_connected: bool
-    wizard_completed_at: datetime | None
-    is_active: bool = True
-    credentials_generation: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class WizardStatus:
-    user_id: int
-    version: int
-    wizard_complete: bool
-    details: dict[str, bool] = field(hash=False)
-    computed_at: datetime
-    # Not part of the status object: what the relay needs to decide which sockets close.
-    is_active: bool = True
-    credentials_generation: int = 0
-
-    @property
-    def missing_fields(self) -> list[str]:
-        return [name for name in REQUIREMENTS if not self.details[name]]
-
-    @property
-    def can_complete(self) -> bool:
-        return not self.missing_fields
-
-    @property
-    def completed_count(self) -> int:
-        return len(REQUIREMENTS) - len(self.missing_fields)
-
-    @property
-    def comparable(self) -> dict[str, Any]:
-        """What makes two statuses differ: everything but version and timestamp."""
-        return {"wizard_complete": self.wizard_complete, "details": self.details}
-
-    def as_message(self) -> dict[str, Any]:
-        """The status object of the contract, as sent and stored."""
-        completed = self.completed_count
-        total = len(REQUIREMENTS)
-        return {
-            "type": "wizard_status",
-            "wizard_complete": self.wizard_complete,
-            "can_complete": self.can_complete,
-            "missing_fields": self.missing_fields,
-            "details": dict(self.details),
-            "progress": {
-                "completed": completed,
-                "total": total,
-                "percent": round(100 * completed / total),
-            },
-            "version": self.version,
-            "timestamp": format_timestamp(self.computed_at),
-        }
-
-
-def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def compute_wizard_status(snapshot: OnboardingSnapshot, *, computed_at: datetime) -> WizardStatus:
-    channel_connected = snapshot.instagram_connected or snapshot.telegram_connected
-    details = {
-        "first_name": bool(snapshot.first_name.strip()),
-        "last_name": bool(snapshot.last_name.strip()),
-        "phone_number": bool(snapshot.phone_number),
-        "business_type": snapshot.business_type in BusinessType.values,
-        "manual_prompt": snapshot.has_manual_prompt,
-        "channel_connected": channel_connected,
-        "instagram_connected": snapshot.instagram_connected,
-        "telegram_connected": snapshot.telegram_connected,
-    }
-    return WizardStatus(
-        user_id=snapshot.user_id,
-        version=snapshot.version,
-        wizard_complete=snapshot.wizard_completed_at is not None,
-        details=details,
-        computed_at=computed_at,
-        is_active=snapshot.is_active,
-        credentials_generation=snapshot.credentials_generation,
-    )
+from onboarding.tokens import TokenClaims
 
 
 def _distinct_ids(ids: Sequence[int]) -> list[int]:
@@ -147,6 +50,10 @@ def _snapshot_sql(count: int, *, with_latest_history: bool = False) -> str:
         for model in (User, OnboardingProfile, ManualPrompt, Channel, WizardStatusHistory)
     )
     placeholders = _placeholders(count)
+    quote = connection.ops.quote_name
+    profile_columns = ", ".join(
+        f"COALESCE(o.{quote(name)}, '') AS {quote(name)}" for name in PROFILE_REQUIREMENTS
+    )
     latest_history = (
         f"""
                , (SELECT h.version FROM {history} h WHERE h.user_id = u.id
@@ -157,10 +64,7 @@ def _snapshot_sql(count: int, *, with_latest_history: bool = False) -> str:
         else ""
     )
     return f"""
-        SELECT u.id AS user_id, COALESCE(o.version, 0) AS version,
-               COALESCE(o.first_name, '') AS first_name, COALESCE(o.last_name, '') AS last_name,
-               COALESCE(o.phone_number, '') AS phone_number,
-               COALESCE(o.business_type, '') AS business_type,
+        SELECT u.id AS user_id, COALESCE(o.version, 0) AS version, {profile_columns},
                EXISTS (SELECT 1 FROM {prompt} p WHERE p.user_id = u.id AND p.content <> '')
                    AS has_manual_prompt,
                EXISTS (SELECT 1 FROM {channel} c WHERE c.user_id = u.id
@@ -173,20 +77,6 @@ def _snapshot_sql(count: int, *, with_latest_history: bool = False) -> str:
     """
 
 
-def db_datetime(value: datetime | str | None) -> datetime | None:
-    """A datetime column read with a raw cursor: SQLite gives text, PostgreSQL aware values."""
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
-    return value
-
-
-def _rows_by_name(cursor) -> list[dict[str, Any]]:
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def _snapshot_rows(user_ids: Sequence[int], *, with_latest_history: bool) -> list[dict[str, Any]]:
     user_ids = _distinct_ids(user_ids)
     if not user_ids:
@@ -194,14 +84,15 @@ def _snapshot_rows(user_ids: Sequence[int], *, with_latest_history: bool) -> lis
     sql = _snapshot_sql(len(user_ids), with_latest_history=with_latest_history)
     with connection.cursor() as cursor:
         cursor.execute(sql, [Platform.INSTAGRAM, Platform.TELEGRAM, *user_ids])
-        return _rows_by_name(cursor)
+        return rows_by_name(cursor)
 
 
-_SNAPSHOT_FIELDS = tuple(each.name for each in fields(OnboardingSnapshot))
+_SNAPSHOT_FIELDS = tuple(each.name for each in fields(OnboardingSnapshot) if each.name != "profile")
 
 
 def _snapshot(row: dict[str, Any]) -> OnboardingSnapshot:
-    values = {name: row[name] for name in _SNAPSHOT_FIELDS}
+    values: dict[str, Any] = {name: row[name] for name in _SNAPSHOT_FIELDS}
+    values["profile"] = {name: row[name] for name in PROFILE_REQUIREMENTS}
     for flag in ("has_manual_prompt", "instagram_connected", "telegram_connected", "is_active"):
         values[flag] = bool(values[flag])  # SQLite answers 0 and 1
     values["wizard_completed_at"] = db_datetime(values["wizard_completed_at"])
@@ -411,11 +302,18 @@ class AccountProfile:
     id: int
     username: str
     email: str
-    first_name: str
-    last_name: str
-    phone_number: str
-    business_type: str
+    profile: Mapping[str, str]  # a value per PROFILE_REQUIREMENTS key
     wizard_completed_at: datetime | None
+
+    def as_answer(self) -> dict[str, Any]:
+        """The answer's object: the account, each profile field, the completion."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "email": self.email,
+            **self.profile,
+            "wizard_completed_at": self.wizard_completed_at,
+        }
 
 
 def account_profile_get(*, user: User) -> AccountProfile:
@@ -428,10 +326,7 @@ def account_profile(*, user: User, profile: OnboardingProfile) -> AccountProfile
         id=user.pk,
         username=user.username,
         email=user.email,
-        first_name=profile.first_name,
-        last_name=profile.last_name,
-        phone_number=profile.phone_number,
-        business_type=profile.business_type,
+        profile={name: getattr(profile, name) for name in PROFILE_REQUIREMENTS},
         wizard_completed_at=profile.wizard_completed_at,
     )
 

@@ -11,14 +11,14 @@ data: the account row Django's auth writes holds none of it.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from onboarding import lockout, validators
@@ -40,23 +40,15 @@ from onboarding.models import (
     WizardStatusHistory,
 )
 from onboarding.selectors import (
-    REQUIREMENTS,
     LatestHistory,
-    WizardStatus,
     status_history_latest,
     wizard_status_get,
+    wizard_statuses_with_history_get,
 )
 from onboarding.sign_ins import credentials_void
-from outbox.models import Actor, Topic
+from onboarding.status import INITIAL_STATUS, PROFILE_REQUIREMENTS, WizardStatus, changed_keys
+from outbox.models import Actor, OutboxEvent, Topic
 from outbox.services import outbox_enqueue
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
 
 
 def _lock_profile(user_id: int) -> OnboardingProfile:
@@ -133,27 +125,16 @@ def user_register(*, username: str, password: str, email: str = "") -> User:
 
 
 def profile_update(
-    *,
-    user_id: int,
-    first_name: str | _Unset | None = UNSET,
-    last_name: str | _Unset | None = UNSET,
-    phone_number: str | _Unset | None = UNSET,
-    business_type: str | _Unset | None = UNSET,
-    actor: Actor | None = None,
+    *, user_id: int, actor: Actor | None = None, **fields: str | None
 ) -> OnboardingProfile:
-    """Change any of the profile fields; `None` or "" clears one, UNSET leaves it alone.
+    """Change any of the profile fields (`PROFILE_REQUIREMENTS`); `None` or "" clears one.
 
     `actor` is who makes the change: the user themself unless said otherwise (the admin).
     """
-    cleaned: dict[str, str] = {}
-    if first_name is not UNSET:
-        cleaned["first_name"] = validators.clean_name("first_name", first_name)
-    if last_name is not UNSET:
-        cleaned["last_name"] = validators.clean_name("last_name", last_name)
-    if phone_number is not UNSET:
-        cleaned["phone_number"] = validators.normalize_phone_number(phone_number)
-    if business_type is not UNSET:
-        cleaned["business_type"] = validators.clean_business_type(business_type)
+    unknown = set(fields) - set(PROFILE_REQUIREMENTS)
+    if unknown:
+        raise TypeError(f"profile_update() got unknown profile fields: {sorted(unknown)}")
+    cleaned = {name: PROFILE_REQUIREMENTS[name].clean(value) for name, value in fields.items()}
 
     with transaction.atomic():
         profile = _lock_profile(user_id)
@@ -347,19 +328,82 @@ class StatusChange:
     occurred_at: datetime
 
 
-_INITIAL_COMPARABLE = {
-    "wizard_complete": False,
-    "details": dict.fromkeys((*REQUIREMENTS, "instagram_connected", "telegram_connected"), False),
-}
+@dataclass(frozen=True, slots=True)
+class StatusPush:
+    """What one user's sockets get for a batch of their outbox events, in this order."""
+
+    user_id: int
+    deactivated: bool = False  # close every socket (4403); nothing else is sent
+    revoked_generation: int | None = None  # close the sockets of credentials issued before
+    status: WizardStatus | None = None  # the new status
 
 
-def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    changed = [
-        key for key, value in after["details"].items() if before["details"].get(key) != value
+def wizard_status_pushes_record(
+    *, events_by_user: Mapping[int, Sequence[OutboxEvent]]
+) -> list[StatusPush]:
+    """The relay's one question to the wizard, in the relay's claim transaction.
+
+    For these users' committed outbox events: read each user's status once, record it in
+    the history if it changed, and say what their sockets get. Each user's turn is taken
+    first (`_take_turns_with_other_relays`), so the status read is at least as new as what
+    another relay recorded.
+    """
+    _take_turns_with_other_relays(user_ids=list(events_by_user))
+    statuses, latest = wizard_statuses_with_history_get(user_ids=list(events_by_user))
+    changes = [
+        _status_change(status, events_by_user[user_id]) for user_id, status in statuses.items()
     ]
-    if before["wizard_complete"] != after["wizard_complete"]:
-        changed.append("wizard_complete")
-    return changed
+    to_push = {
+        status.user_id: status
+        for status in wizard_status_history_record(changes=changes, latest=latest)
+    }
+    pushes = []
+    for user_id, status in statuses.items():
+        if not status.is_active:
+            pushes.append(StatusPush(user_id=user_id, deactivated=True))
+            continue
+        revoked = any(event.topic == Topic.CREDENTIALS_REVOKED for event in events_by_user[user_id])
+        push = StatusPush(
+            user_id=user_id,
+            revoked_generation=status.credentials_generation if revoked else None,
+            status=to_push.get(user_id),
+        )
+        if push.revoked_generation is not None or push.status is not None:
+            pushes.append(push)
+    return pushes
+
+
+def _status_change(status: WizardStatus, events: Sequence[OutboxEvent]) -> StatusChange:
+    """What the history says of a status: the changes behind it and who made them.
+
+    A revocation of credentials changes no onboarding data: it is behind no status.
+    """
+    data_events = [event for event in events if event.topic != Topic.CREDENTIALS_REVOKED]
+    actors = list(dict.fromkeys(event.actor for event in data_events))
+    return StatusChange(
+        status=status,
+        causes=sorted({event.topic for event in data_events}),
+        actors=[actor.as_dict() for actor in actors],
+        occurred_at=min(event.created_at for event in data_events or events),
+    )
+
+
+def _take_turns_with_other_relays(*, user_ids: Sequence[int]) -> None:
+    """Relays of the same user read its status and record it one after the other.
+
+    Otherwise a relay holding an older status could record it after a relay with a newer one
+    compared against the history as it stood, found no change and recorded and pushed nothing:
+    the history would end on the older status and sockets show it until the reconciler runs.
+    Transaction-scoped advisory locks keyed by user id, taken in id order (no deadlock); the
+    status is read after them, so it is at least as new as what the previous relay recorded.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(id) FROM unnest(%s::bigint[]) AS id",
+            [sorted(user_ids)],
+        )
 
 
 def wizard_status_history_record(
@@ -385,22 +429,15 @@ def wizard_status_history_record(
         if newest is not None and newest.version == status.version:
             to_push.append(status)
             continue
-        previous = (
-            {
-                "wizard_complete": newest.status["wizard_complete"],
-                "details": newest.status["details"],
-            }
-            if newest is not None
-            else _INITIAL_COMPARABLE
-        )
-        changed = _changed_keys(previous, status.comparable)
+        message = status.as_message()
+        changed = changed_keys(newest.status if newest is not None else INITIAL_STATUS, message)
         if not changed:
             continue
         to_record.append(
             WizardStatusHistory(
                 user_id=status.user_id,
                 version=status.version,
-                status=status.as_message(),
+                status=message,
                 changed=changed,
                 causes=change.causes,
                 actors=change.actors,

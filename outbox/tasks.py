@@ -3,7 +3,8 @@
 from celery import shared_task
 from django.conf import settings
 
-from outbox.services import outbox_purge, outbox_relay, outbox_relay_until_idle
+from outbox.relay import outbox_relay, outbox_relay_until_idle
+from outbox.services import outbox_purge
 
 
 @shared_task(name="outbox.relay", ignore_result=True, acks_late=False)

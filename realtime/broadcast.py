@@ -9,27 +9,17 @@ each). Other layers (the in-memory one in unit tests) get plain `group_send` cal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
+from config.redis import redis_client
 from realtime.groups import user_group
 
 STATUS_EVENT = "wizard.status"
 DEACTIVATED_EVENT = "wizard.account_deactivated"
 CREDENTIALS_REVOKED_EVENT = "wizard.credentials_revoked"
-
-_clients: dict[str, redis.Redis] = {}
-
-
-def _redis_for(address: str) -> redis.Redis:
-    client = _clients.get(address)
-    if client is None:
-        client = redis.Redis.from_url(address, socket_connect_timeout=2, socket_timeout=5)
-        _clients[address] = client
-    return client
 
 
 def status_event(status_message: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +45,7 @@ def broadcast_to_users(events: Mapping[int, Sequence[dict[str, Any]]]) -> None:
         config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
         prefix = config.get("prefix", "asgi")
         [host] = config["hosts"]  # one shard: the relay's batch goes to one server
-        pipe = _redis_for(host["address"]).pipeline(transaction=False)
+        pipe = redis_client(host["address"]).pipeline(transaction=False)
         for user_id, user_events in events.items():
             channel = f"{prefix}__group__{user_group(user_id)}"
             for event in user_events:

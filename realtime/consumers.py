@@ -15,17 +15,19 @@ from django.conf import settings
 from django.utils import timezone
 
 from onboarding.quotas import Rule, quota_hit_async
-from onboarding.selectors import format_timestamp, wizard_status_get
+from onboarding.selectors import wizard_status_get
+from onboarding.status import changed_keys, format_timestamp
 from realtime import auth
-from realtime.close_codes import (
+from realtime.groups import user_group
+from realtime.metrics import SOCKET_CONNECTIONS
+from realtime.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NOT_READING,
     CLOSE_TOO_MANY_SOCKETS,
     CLOSE_UNAUTHENTICATED,
+    ErrorCode,
 )
-from realtime.groups import user_group
-from realtime.metrics import SOCKET_CONNECTIONS
 from realtime.reconcile import registry
 from realtime.socket_leases import socket_lease_give_back, socket_lease_take
 
@@ -42,10 +44,6 @@ MAX_UNSENT_FRAMES = 100
 _PUSH, _STATUS, _ANSWER, _CLOSE = "push", "status", "answer", "close"
 # Frames that carry no message.
 _BINARY, _NOT_JSON = object(), object()
-
-
-def _comparable(status: dict[str, Any]) -> tuple:
-    return (status["wizard_complete"], tuple(sorted(status["details"].items())))
 
 
 class WizardStatusConsumer(AsyncWebsocketConsumer):
@@ -86,7 +84,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         self.user_id = user_id
         self.credentials_generation = self.scope["credentials_generation"]
         self.known_version = -1
-        self.last_sent: tuple | None = None
+        self.last_sent: dict[str, Any] | None = None
         self.messages = LocalWindow(Rule.parse(settings.WEBSOCKET_MESSAGE_LIMIT))
         self.unsent: deque[tuple[str, str | int | None]] = deque()
         self.unsent_ready = asyncio.Event()
@@ -183,7 +181,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
     async def send_rate_limited(self, detail: str, retry_after: int) -> None:
         await self.send_error("rate_limited", detail, retry_after=retry_after)
 
-    async def send_error(self, code: str, detail: str, **extra: Any) -> None:
+    async def send_error(self, code: ErrorCode, detail: str, **extra: Any) -> None:
         await self.answer(json.dumps({"type": "error", "code": code, "detail": detail, **extra}))
 
     # Server -> client: queued here, written by `write_unsent`
@@ -251,11 +249,10 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         version = status["version"]
         if version < self.known_version or (version == self.known_version and not force):
             return
-        comparable = _comparable(status)
         self.known_version = version
-        if not force and comparable == self.last_sent:
+        if not force and self.last_sent is not None and not changed_keys(self.last_sent, status):
             return
-        self.last_sent = comparable
+        self.last_sent = status
         if force:
             await self.answer(json.dumps(status), _STATUS)
             return

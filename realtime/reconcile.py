@@ -14,35 +14,48 @@ lost or added on the way. The same task renews the sockets' leases (realtime.soc
 import asyncio
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
 from onboarding.selectors import socket_checks_get, wizard_statuses_get
-from realtime.close_codes import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+from realtime.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from realtime.socket_leases import socket_leases_renew
 
-if TYPE_CHECKING:
-    from realtime.consumers import WizardStatusConsumer
+
+class ReconciledSocket(Protocol):
+    """What the reconciler needs of a socket (the consumer registers itself)."""
+
+    user_id: int
+    channel_name: str
+    group_joined: bool
+    known_version: int
+
+    async def join_group(self) -> None: ...
+    def opened_before(self, credentials_generation: int) -> bool: ...
+    async def deliver_status(self, status: dict[str, Any], *, force: bool = False) -> None: ...
+    async def replace_status(self, status: dict[str, Any], *, unless_newer_than: int) -> None: ...
+    async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
 
 class SocketRegistry:
     def __init__(self) -> None:
-        self._by_user: dict[int, set[WizardStatusConsumer]] = defaultdict(set)
+        self._by_user: dict[int, set[ReconciledSocket]] = defaultdict(set)
         self._task: asyncio.Task | None = None
 
     def count(self, user_id: int) -> int:
         return len(self._by_user.get(user_id, ()))
 
-    def add(self, consumer: "WizardStatusConsumer") -> None:
+    def add(self, consumer: ReconciledSocket) -> None:
         self._by_user[consumer.user_id].add(consumer)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def remove(self, consumer: "WizardStatusConsumer") -> None:
+    def remove(self, consumer: ReconciledSocket) -> None:
         sockets = self._by_user.get(consumer.user_id)
         if sockets is not None:
             sockets.discard(consumer)
@@ -133,7 +146,7 @@ class SocketRegistry:
                     logger.debug("Could not deliver to a closing socket", exc_info=True)
 
 
-async def _close_all(consumers: "list[WizardStatusConsumer]", *, code: int) -> None:
+async def _close_all(consumers: list[ReconciledSocket], *, code: int) -> None:
     for consumer in consumers:
         try:
             await consumer.close(code=code)

@@ -1,10 +1,11 @@
 import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
+from django.utils import timezone
 
 from config.redis import redis_client
 from onboarding.models import Channel, ManualPrompt, OnboardingProfile, User
-from outbox.models import OutboxEvent
+from outbox.models import OutboxEvent, Topic
 from tests.factories import PASSWORD, make_user, tokens_for
 
 # Counts kept in Redis by user id, name or address, which repeat across test runs.
@@ -72,6 +73,38 @@ def session_api(user) -> Client:
     return session_client(user)
 
 
+# The admin, for the onboarding and the outbox admin tests.
+
+
+@pytest.fixture
+def admin_client() -> Client:
+    """Logged in as a superuser made like any other user (pytest-django's is replaced)."""
+    superuser = make_user(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def events_in_every_state() -> dict[str, OutboxEvent]:
+    """One outbox row of one user in each state: pending, failed and relayed."""
+    user = make_user()
+    now = timezone.now()
+    pending = OutboxEvent.objects.create(user=user, topic=Topic.PROFILE_UPDATED, version=1)
+    failed = OutboxEvent.objects.create(
+        user=user,
+        topic=Topic.MANUAL_PROMPT_SAVED,
+        version=2,
+        attempts=8,
+        failed_at=now,
+        last_error="ConnectionError",
+    )
+    relayed = OutboxEvent.objects.create(
+        user=user, topic=Topic.CHANNEL_CONNECTED, version=3, attempts=1, relayed_at=now
+    )
+    return {"pending": pending, "failed": failed, "relayed": relayed}
+
+
 def json_datetime(moment) -> str:
     """How the API renders a datetime (Ninja uses Django's JSON encoder)."""
     return DjangoJSONEncoder().default(moment)
@@ -84,7 +117,7 @@ def outbox_rows() -> list[tuple]:
     )
 
 
-def onboarding_state(user) -> dict:
+def onboarding_data_of(user) -> dict:
     """Everything an onboarding write may change for `user`, read fresh from the database."""
     row = User.objects.filter(pk=user.pk).values().first()
     profile = OnboardingProfile.objects.filter(user_id=user.pk).values().first()

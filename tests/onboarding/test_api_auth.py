@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from onboarding.models import Channel, User
 from outbox.models import OutboxEvent
-from tests.conftest import bearer_client, onboarding_state, outbox_rows, session_client
+from tests.conftest import bearer_client, onboarding_data_of, outbox_rows, session_client
 from tests.factories import PASSWORD, make_complete_user, make_user, profile_of, tokens_for
 
 REGISTER = "/api/v1/auth/register"
@@ -587,7 +587,7 @@ def send(client: Client, write: tuple, victim: User):
 def test_every_write_without_a_valid_access_token_is_401_and_changes_nothing(other_user, attack):
     victim = make_complete_user()
     client = _attack_client(attack(victim, other_user))
-    before = onboarding_state(victim)
+    before = onboarding_data_of(victim)
     sessions = Session.objects.count()
 
     answers = {}
@@ -596,7 +596,7 @@ def test_every_write_without_a_valid_access_token_is_401_and_changes_nothing(oth
         answers[name] = (response.status_code, response.json())
 
     assert answers == dict.fromkeys(WRITES, (401, UNAUTHORIZED))
-    assert onboarding_state(victim) == before
+    assert onboarding_data_of(victim) == before
     assert outbox_rows() == []
     assert Session.objects.count() == sessions
 
@@ -608,18 +608,18 @@ def test_every_write_without_a_valid_access_token_is_401_and_changes_nothing(oth
 def test_a_session_write_without_the_csrf_token_is_403_and_changes_nothing(db, write):
     victim = make_complete_user()
     client = session_client(victim)
-    before = onboarding_state(victim)
+    before = onboarding_data_of(victim)
 
     response = send(client, write, victim)
 
     assert response.status_code == 403
     assert response.json() == CSRF_FAILED
-    assert onboarding_state(victim) == before
+    assert onboarding_data_of(victim) == before
     assert outbox_rows() == []
 
 
 def test_a_session_write_with_a_wrong_csrf_token_is_403(user, session_api):
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = session_api.patch(
         ME,
@@ -630,12 +630,12 @@ def test_a_session_write_with_a_wrong_csrf_token_is_403(user, session_api):
 
     assert response.status_code == 403
     assert response.json() == CSRF_FAILED
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
 def test_a_session_write_from_a_foreign_origin_is_403_even_with_the_csrf_token(user, session_api):
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = session_api.patch(
         ME,
@@ -646,18 +646,18 @@ def test_a_session_write_from_a_foreign_origin_is_403_even_with_the_csrf_token(u
 
     assert response.status_code == 403
     assert response.json() == CSRF_FAILED
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
 def test_a_garbage_bearer_header_does_not_bypass_the_csrf_check(user, session_api):
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
     session_api.defaults["HTTP_AUTHORIZATION"] = "Bearer garbage"
 
     refused = session_api.patch(ME, {"first_name": "Eve"}, content_type="application/json")
 
     assert (refused.status_code, refused.json()) == (403, CSRF_FAILED)
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     accepted = session_api.patch(
         ME,
         {"first_name": "Grace"},

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from onboarding.models import ManualPrompt, User
-from tests.conftest import bearer_client, json_datetime, onboarding_state, outbox_rows
+from tests.conftest import bearer_client, json_datetime, onboarding_data_of, outbox_rows
 from tests.factories import make_complete_user, make_user, profile_of
 
 ME = "/api/v1/accounts/me"
@@ -187,7 +187,7 @@ def test_patch_normalises_the_phone_number_to_e164(user, api, raw, e164):
 )
 def test_patch_rejects_an_invalid_phone_number_with_422(db, raw):
     user = make_complete_user()
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = patch_me(bearer_client(user), {"phone_number": raw})
 
@@ -201,7 +201,7 @@ def test_patch_rejects_an_invalid_phone_number_with_422(db, raw):
             }
         ]
     }
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
@@ -233,14 +233,14 @@ def test_patch_with_whitespace_only_clears_the_field(db, field):
 def test_patch_with_nothing_or_the_same_values_writes_nothing(db):
     user = make_complete_user()
     client = bearer_client(user)
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     for body in ({}, {"first_name": "Ada"}, {"first_name": " Ada ", "business_type": "retail"}):
         response = patch_me(client, body)
         assert response.status_code == 200
         assert response.json() == profile(user)
 
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
@@ -259,7 +259,7 @@ def test_every_change_bumps_the_version_once(user, api):
 @pytest.mark.parametrize("value", ["bakery", "RETAIL", "Retail", " retail", "E-commerce", "other "])
 def test_patch_rejects_an_unknown_business_type_with_422(db, value):
     user = make_complete_user()
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = patch_me(bearer_client(user), {"business_type": value})
 
@@ -280,7 +280,7 @@ def test_patch_rejects_an_unknown_business_type_with_422(db, value):
             },
         ]
     }
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
@@ -302,7 +302,7 @@ def test_patch_rejects_an_unknown_business_type_with_422(db, value):
 )
 def test_patch_rejects_an_unknown_key_with_422(db, key):
     user = make_complete_user()
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = patch_me(bearer_client(user), {"first_name": "Grace", key: "x"})
 
@@ -316,18 +316,18 @@ def test_patch_rejects_an_unknown_key_with_422(db, key):
             }
         ]
     }
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
 def test_a_patch_never_touches_another_user(user, api):
     other = make_complete_user()
-    before = onboarding_state(other)
+    before = onboarding_data_of(other)
 
     response = patch_me(api, {"first_name": "Mallory", "phone_number": None})
 
     assert response.json()["id"] == user.pk
-    assert onboarding_state(other) == before
+    assert onboarding_data_of(other) == before
     assert [row[0] for row in outbox_rows()] == [user.pk]
 
 
@@ -494,7 +494,7 @@ def test_wizard_complete_with_unmet_requirements_is_400(user, api):
 def test_wizard_complete_names_exactly_the_missing_requirements(db):
     user = make_complete_user(phone_number="")
     ManualPrompt.objects.filter(user=user).update(content="")
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = bearer_client(user).patch(COMPLETE)
 
@@ -505,7 +505,7 @@ def test_wizard_complete_names_exactly_the_missing_requirements(db):
         "detail": "Complete every requirement first.",
         "missing_fields": ["phone_number", "manual_prompt"],
     }
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
@@ -579,10 +579,10 @@ def test_a_completed_wizard_stays_complete_when_a_requirement_is_removed(db):
 
 def test_wizard_complete_of_one_user_leaves_another_alone(api):
     other = make_complete_user()
-    before = onboarding_state(other)
+    before = onboarding_data_of(other)
 
     response = api.patch(COMPLETE)
 
     assert response.status_code == 400
-    assert onboarding_state(other) == before
+    assert onboarding_data_of(other) == before
     assert outbox_rows() == []

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from onboarding.models import Channel, ManualPrompt
-from tests.conftest import bearer_client, json_datetime, onboarding_state, outbox_rows
+from tests.conftest import bearer_client, json_datetime, onboarding_data_of, outbox_rows
 from tests.factories import make_complete_user, make_user
 
 PROMPT = "/api/v1/ai-prompts/manual"
@@ -126,7 +126,7 @@ def test_put_prompt_of_exactly_10000_characters_is_accepted(user, api, char):
 @pytest.mark.parametrize("char", ["a", "\U0001f600"], ids=["ascii", "emoji"])
 def test_put_prompt_of_10001_characters_is_422(db, char):
     user = make_complete_user()
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = put_prompt(bearer_client(user), char * 10_001)
 
@@ -141,7 +141,7 @@ def test_put_prompt_of_10001_characters_is_422(db, char):
             }
         ]
     }
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
@@ -168,14 +168,14 @@ def test_delete_prompt_when_there_is_none_writes_nothing(user, api):
 
 def test_prompts_are_private_to_their_user(user, api):
     other = make_complete_user()
-    before = onboarding_state(other)
+    before = onboarding_data_of(other)
 
     assert api.get(PROMPT).json() == {"content": "", "updated_at": None}
     put_prompt(api, "Mine.")
     api.delete(PROMPT)
     put_prompt(api, "Mine again.")
 
-    assert onboarding_state(other) == before
+    assert onboarding_data_of(other) == before
     assert ManualPrompt.objects.get(user=other).content == "Be kind."
     assert bearer_client(other).get(PROMPT).json()["content"] == "Be kind."
     assert {row[0] for row in outbox_rows()} == {user.pk}
@@ -264,8 +264,8 @@ def test_connect_the_same_account_again_answers_200_and_writes_nothing(user, api
 def test_connect_an_account_of_another_user_is_409(user, api):
     other = make_user()
     taken = make_channel(other, "instagram", "ig-taken")
-    mine_before = onboarding_state(user)
-    theirs_before = onboarding_state(other)
+    mine_before = onboarding_data_of(user)
+    theirs_before = onboarding_data_of(other)
 
     response = connect(api, platform="instagram", external_id="ig-taken")
 
@@ -274,8 +274,8 @@ def test_connect_an_account_of_another_user_is_409(user, api):
         "code": "channel_taken",
         "detail": "This account is already connected to another user.",
     }
-    assert onboarding_state(user) == mine_before
-    assert onboarding_state(other) == theirs_before
+    assert onboarding_data_of(user) == mine_before
+    assert onboarding_data_of(other) == theirs_before
     assert Channel.objects.get(pk=taken.pk).user_id == other.pk
     assert outbox_rows() == []
 
@@ -304,7 +304,7 @@ def test_an_account_released_by_its_owner_can_be_connected_by_another_user(user,
 @pytest.mark.parametrize("platform", ["facebook", "Instagram", "TELEGRAM", "whatsapp", ""])
 def test_connect_another_platform_is_422(db, platform):
     user = make_complete_user()
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = connect(bearer_client(user), platform=platform, external_id="x")
 
@@ -319,7 +319,7 @@ def test_connect_another_platform_is_422(db, platform):
             }
         ]
     }
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
@@ -351,26 +351,26 @@ def test_disconnect_twice_is_404_the_second_time(user, api):
 
 
 def test_disconnect_an_unknown_channel_is_404(user, api):
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     response = api.delete(f"{CHANNELS}/987654321")
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert outbox_rows() == []
 
 
 def test_disconnect_another_users_channel_is_404_and_leaves_it_connected(user, api):
     other = make_complete_user()
     theirs = Channel.objects.get(user=other)
-    before = onboarding_state(other)
+    before = onboarding_data_of(other)
 
     response = api.delete(f"{CHANNELS}/{theirs.pk}")
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
-    assert onboarding_state(other) == before
+    assert onboarding_data_of(other) == before
     assert outbox_rows() == []
 
 

@@ -12,17 +12,18 @@ from django.utils import timezone
 
 from onboarding import services
 from onboarding.models import WizardStatusHistory
-from onboarding.selectors import (
+from onboarding.selectors import status_history_latest
+from onboarding.status import (
+    PROFILE_REQUIREMENTS,
     OnboardingSnapshot,
     WizardStatus,
     compute_wizard_status,
-    status_history_latest,
 )
 from outbox.models import OutboxEvent, Topic
-from outbox.services import outbox_relay
+from outbox.relay import outbox_relay
 from tests.conftest import json_datetime
 from tests.factories import make_user
-from tests.outbox.test_relay import poll_until, use_channel_layer
+from tests.outbox.support import poll_until, use_channel_layer
 
 HISTORY = "/api/v1/accounts/wizard-status/history"
 COMPUTED_AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
@@ -37,18 +38,18 @@ def own_channel_layer_prefix(settings) -> Iterator[None]:
 
 def status_of(user_id: int, version: int, **fields: Any) -> WizardStatus:
     """A status computed from a snapshot with the given fields set (everything else empty)."""
+    profile = dict.fromkeys(PROFILE_REQUIREMENTS, "") | {
+        name: value for name, value in fields.items() if name in PROFILE_REQUIREMENTS
+    }
     snapshot = {
-        "first_name": "",
-        "last_name": "",
-        "phone_number": "",
-        "business_type": "",
         "has_manual_prompt": False,
         "instagram_connected": False,
         "telegram_connected": False,
         "wizard_completed_at": None,
-    } | fields
+    } | {name: value for name, value in fields.items() if name not in PROFILE_REQUIREMENTS}
     return compute_wizard_status(
-        OnboardingSnapshot(user_id=user_id, version=version, **snapshot), computed_at=COMPUTED_AT
+        OnboardingSnapshot(user_id=user_id, version=version, profile=profile, **snapshot),
+        computed_at=COMPUTED_AT,
     )
 
 

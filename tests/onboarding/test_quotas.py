@@ -12,7 +12,7 @@ from django.test import Client
 from onboarding.models import Channel
 from outbox.models import OutboxEvent
 from tests.concurrency import run_behind_barrier
-from tests.conftest import bearer_client, onboarding_state
+from tests.conftest import bearer_client, onboarding_data_of
 from tests.factories import PASSWORD, tokens_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,13 +52,13 @@ def test_every_onboarding_write_counts_toward_one_quota_per_user(user, other_use
     assert answers[:4] == [200, 200, 201, 204]
     assert_too_many(json_call(api, *WRITES[4]), most=60)
 
-    before, rows = onboarding_state(user), OutboxEvent.objects.count()
+    before, rows = onboarding_data_of(user), OutboxEvent.objects.count()
     for method, path, body in WRITES:
         assert_too_many(json_call(api, method, path, body), most=60)
     channel = Channel.objects.get(user=user)
     assert_too_many(api.delete(f"/api/v1/channels/{channel.pk}"), most=60)
     # Refused writes change nothing; reads and other users go on.
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     assert OutboxEvent.objects.count() == rows
     assert api.get("/api/v1/accounts/me").status_code == 200
     assert api.get("/api/v1/accounts/wizard-status").status_code == 200
@@ -186,7 +186,7 @@ def test_one_channel_over_the_limit_is_409_channel_limit(user, settings):
     settings.CHANNELS_PER_USER_LIMIT = 2
     api = bearer_client(user)
     assert [connect(api, f"ig-{n}").status_code for n in range(2)] == [201, 201]
-    before = onboarding_state(user)
+    before = onboarding_data_of(user)
 
     refused = connect(api, "ig-2")
     assert refused.status_code == 409
@@ -194,7 +194,7 @@ def test_one_channel_over_the_limit_is_409_channel_limit(user, settings):
         "code": "channel_limit",
         "detail": "At most 2 channels can be connected; disconnect one first.",
     }
-    assert onboarding_state(user) == before
+    assert onboarding_data_of(user) == before
     # Connecting one already connected is still 200; a freed slot can be used.
     assert connect(api, "ig-0").status_code == 200
     first = Channel.objects.get(user=user, external_id="ig-0")

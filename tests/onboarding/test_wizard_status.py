@@ -4,12 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from onboarding.selectors import (
-    REQUIREMENTS,
-    OnboardingSnapshot,
-    compute_wizard_status,
-    wizard_status_get,
-)
+from onboarding.selectors import wizard_status_get
+from onboarding.status import REQUIREMENTS, OnboardingSnapshot, compute_wizard_status
 from tests.factories import make_complete_user, make_user, profile_of
 
 COMPUTED_AT = datetime(2025, 10, 22, 12, 34, 56, 789000, tzinfo=UTC)
@@ -19,10 +15,12 @@ def snapshot(*, met: dict[str, bool], channels=(False, False), completed=False):
     return OnboardingSnapshot(
         user_id=1,
         version=17,
-        first_name="Ada" if met["first_name"] else "  ",
-        last_name="Lovelace" if met["last_name"] else "",
-        phone_number="+14155552671" if met["phone_number"] else "",
-        business_type="retail" if met["business_type"] else "",
+        profile={
+            "first_name": "Ada" if met["first_name"] else "  ",
+            "last_name": "Lovelace" if met["last_name"] else "",
+            "phone_number": "+14155552671" if met["phone_number"] else "",
+            "business_type": "retail" if met["business_type"] else "",
+        },
         has_manual_prompt=met["manual_prompt"],
         instagram_connected=channels[0],
         telegram_connected=channels[1],
@@ -94,7 +92,8 @@ def test_wizard_complete_stays_true_after_a_requirement_is_lost():
 
 def test_unknown_business_type_in_the_database_is_not_met():
     met = dict.fromkeys(FIVE, True)
-    legacy = replace(snapshot(met=met, channels=(True, False)), business_type="retired_choice")
+    current = snapshot(met=met, channels=(True, False))
+    legacy = replace(current, profile={**current.profile, "business_type": "retired_choice"})
     status = compute_wizard_status(legacy, computed_at=COMPUTED_AT)
     assert status.missing_fields == ["business_type"]
 

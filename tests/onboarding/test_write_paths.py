@@ -14,7 +14,7 @@ from django.test import Client
 from onboarding import services
 from onboarding.models import User
 from outbox.models import Topic
-from outbox.services import outbox_relay
+from outbox.relay import outbox_relay
 from tests.concurrency import in_thread
 from tests.factories import PASSWORD, make_user, tokens_for
 from tests.hashers import GatedHasher

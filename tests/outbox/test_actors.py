@@ -7,7 +7,7 @@ from django.test import Client
 from onboarding import services, sign_ins
 from onboarding.models import WizardStatusHistory
 from outbox.models import Actor, OutboxEvent, Topic
-from outbox.services import outbox_relay
+from outbox.relay import outbox_relay
 from tests.factories import make_user, tokens_for
 
 HISTORY = "/api/v1/accounts/wizard-status/history"

@@ -15,10 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from onboarding import services
 from onboarding.models import WizardStatusHistory
 from outbox.models import OutboxEvent, Topic
-from outbox.services import RelayReport, outbox_purge, outbox_relay
+from outbox.relay import RelayReport, outbox_relay
+from outbox.services import outbox_purge
 from outbox.tasks import purge_relayed_outbox
 from tests.factories import make_user
-from tests.outbox.test_relay import UNREACHABLE_REDIS, use_channel_layer
+from tests.outbox.support import UNREACHABLE_REDIS, use_channel_layer
 
 pytestmark = pytest.mark.django_db
 

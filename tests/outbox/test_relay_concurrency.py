@@ -21,19 +21,11 @@ from onboarding import services
 from onboarding.models import WizardStatusHistory
 from onboarding.selectors import wizard_statuses_get
 from outbox.models import OutboxEvent, Topic
-from outbox.services import (
-    RELAY_REQUESTED_KEY,
-    RelayReport,
-    outbox_claim,
-    outbox_relay,
-    outbox_relay_until_idle,
-    relay_request,
-)
+from outbox.nudge import RELAY_REQUESTED_KEY, relay_request
+from outbox.relay import RelayReport, outbox_claim, outbox_relay, outbox_relay_until_idle
 from realtime.groups import user_group
 from tests.factories import make_user
-from tests.outbox.test_relay import (
-    PushWatch,
-    clean_relay_nudges,
+from tests.outbox.support import (
     current_status,
     history_of,
     outbox_state,
@@ -41,24 +33,11 @@ from tests.outbox.test_relay import (
     relay_when_due,
     status_event,
     use_channel_layer,
-    watching_pushes,
     without_timestamp,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def pushes(settings) -> Iterator[PushWatch]:
-    with watching_pushes(settings) as watch:
-        yield watch
-
-
-@pytest.fixture(autouse=True)
-def nudges() -> Iterator[Any]:
-    """Committed writes nudge the relay through Redis; leave no flag or task behind."""
-    with clean_relay_nudges() as client:
-        yield client
+# Committed writes nudge the relay through Redis: `nudges` leaves no flag or task behind.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("nudges")]
 
 
 def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:

@@ -170,6 +170,19 @@ async def receive_close(communicator: WebsocketCommunicator, timeout: float = PR
     return await communicator.receive_output(timeout)
 
 
+async def assert_nothing_queued(communicator: WebsocketCommunicator) -> None:
+    """Nothing the socket sent is left unread: a fence, not a wait.
+
+    One socket's frames arrive in order, and the consumer answers a ping behind everything
+    it queued before, so if the next frame is the pong, nothing came before it. It proves
+    nothing about what has not reached the consumer yet (a Redis pub/sub push still in
+    flight, a reconciler round to come): those need a timed wait. Each fence is a frame
+    against the socket's WEBSOCKET_MESSAGE_LIMIT.
+    """
+    await communicator.send_json_to({"type": "ping"})
+    assert (await receive_json(communicator))["type"] == "pong"
+
+
 def closed(code: int) -> dict:
     return {"type": "websocket.close", "code": code}
 

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from onboarding.models import BusinessType, Platform
-from onboarding.selectors import REQUIREMENTS
+from onboarding.status import REQUIREMENTS
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

@@ -18,6 +18,7 @@ from tests.factories import make_user
 from tests.realtime.conftest import (
     TICKET_URL,
     access_token,
+    assert_nothing_queued,
     assert_status_is_current,
     closed,
     connect,
@@ -38,7 +39,7 @@ async def assert_accepted_with_status(communicator, user) -> None:
     since = timezone.now()
     assert await connect(communicator) is True
     await assert_status_is_current(await receive_json(communicator), user.pk, since=since)
-    assert await communicator.receive_nothing(timeout=0.2) is True
+    await assert_nothing_queued(communicator)
 
 
 async def assert_refused(communicator, code: int) -> None:

@@ -17,6 +17,7 @@ from tests.realtime.conftest import (
     NOT_JSON,
     UNKNOWN_TYPE,
     access_token,
+    assert_nothing_queued,
     assert_status_is_current,
     closed,
     connect,
@@ -84,7 +85,7 @@ async def test_first_message_is_the_status_of_a_new_user(user, sockets):
         "progress": {"completed": 0, "total": 6, "percent": 0},
         "version": 0,
     }
-    assert await communicator.receive_nothing(timeout=0.3) is True
+    await assert_nothing_queued(communicator)
     await communicator.disconnect()
 
 
@@ -132,7 +133,7 @@ async def test_refresh_answers_a_fresh_status_from_the_database(user, open_socke
     assert answer["version"] == 2
     assert answer["missing_fields"] == ["last_name", "business_type", "channel_connected"]
     assert answer["progress"] == {"completed": 3, "total": 6, "percent": 50}
-    assert await open_socket.receive_nothing(timeout=0.3) is True
+    await assert_nothing_queued(open_socket)
     await open_socket.disconnect()
 
 
@@ -196,7 +197,7 @@ async def test_bad_text_frame_answers_an_error_and_the_socket_stays_open(
 ):
     await open_socket.send_to(text_data=frame)
     assert await receive_json(open_socket) == error
-    assert await open_socket.receive_nothing(timeout=0.1) is True
+    await assert_nothing_queued(open_socket)
     await assert_pong(open_socket)
     await open_socket.disconnect()
 
@@ -246,7 +247,7 @@ async def test_eleventh_refresh_in_a_row_is_rate_limited(user, open_socket):
     }
     assert type(limited["retry_after"]) is int
     assert 1 <= limited["retry_after"] <= 10
-    assert await open_socket.receive_nothing(timeout=0.2) is True
+    await assert_nothing_queued(open_socket)
     # Still open, and ping is not rate limited.
     await assert_pong(open_socket)
     await open_socket.send_json_to({"type": "refresh"})

@@ -11,11 +11,12 @@ from django.test import Client
 
 from onboarding import services, sign_ins
 from outbox.models import Actor, OutboxEvent, Topic
-from outbox.services import outbox_relay
+from outbox.relay import outbox_relay
 from realtime.broadcast import broadcast_to_users, credentials_revoked_event
 from tests.factories import PASSWORD
 from tests.realtime.conftest import (
     access_token,
+    assert_nothing_queued,
     closed,
     connect,
     db_call,
@@ -35,12 +36,6 @@ async def open_socket(sockets, query: str = "", headers=None):
     assert await connect(communicator) is True
     assert (await receive_json(communicator))["type"] == "wizard_status"
     return communicator
-
-
-async def ping_pong(communicator) -> None:
-    """Proves the socket is open and has nothing else queued: frames arrive in order."""
-    await communicator.send_json_to({"type": "ping"})
-    assert (await receive_json(communicator))["type"] == "pong"
 
 
 def change_password(user) -> dict:
@@ -73,12 +68,12 @@ async def test_a_password_change_closes_every_open_socket_of_the_user_with_4401(
 
     for communicator in (by_token, by_ticket, by_session):
         assert await receive_close(communicator) == closed(4401)
-    await ping_pong(stranger)
+    await assert_nothing_queued(stranger)
     # The new credentials open a socket, and the late push of the same revocation (a
     # relay that retries) does not close it.
     fresh = await open_socket(sockets, f"token={pair['access']}")
     await db_call(broadcast_to_users)({user.pk: [credentials_revoked_event(generation=1)]})
-    await ping_pong(fresh)
+    await assert_nothing_queued(fresh)
     for communicator in (by_token, by_ticket, by_session, stranger, fresh):
         await communicator.disconnect()
 
@@ -135,8 +130,8 @@ async def test_the_reconciler_closes_revoked_sockets_when_the_push_is_lost(
 
     assert await receive_close(first, timeout=5) == closed(4401)
     assert await receive_close(second, timeout=5) == closed(4401)
-    await ping_pong(fresh)
-    await ping_pong(stranger)
+    await assert_nothing_queued(fresh)
+    await assert_nothing_queued(stranger)
     assert await db_call(pending_topics)(user) == [Topic.CREDENTIALS_REVOKED]
     for communicator in (first, second, fresh, stranger):
         await communicator.disconnect()
@@ -153,7 +148,7 @@ async def test_a_logout_ends_only_its_own_sign_in_and_leaves_open_sockets_open(u
     assert response.status_code == 204
     await db_call(outbox_relay)()
 
-    await ping_pong(socket)
+    await assert_nothing_queued(socket)
     refused = sockets(f"token={pair.access}")
     assert await connect(refused) is True
     assert await receive_close(refused) == closed(4401)

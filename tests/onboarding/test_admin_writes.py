@@ -1,8 +1,7 @@
-"""The admin writes through the services, so its edits leave outbox rows; the outbox admin
-filters by state and retries failed rows."""
+"""The admin writes through the services, so its edits leave outbox rows; every admin page
+renders. (The outbox admin's own tools: tests/outbox/test_admin.py.)"""
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from onboarding import services
@@ -12,14 +11,6 @@ from outbox.models import OutboxEvent, Topic
 from tests.factories import make_user, profile_of
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client() -> Client:
-    superuser = make_user(is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(superuser)
-    return client
 
 
 ONBOARDING_FIELDS = ("first_name", "last_name", "phone_number", "business_type")
@@ -193,92 +184,6 @@ def test_manual_prompt_add_goes_through_the_service(admin_client):
     assert response.status_code == 302
     assert ManualPrompt.objects.get(user=user).content == "Be kind."
     assert rows(user) == [(Topic.MANUAL_PROMPT_SAVED, 1, {"blank": False})]
-
-
-@pytest.fixture
-def events_in_every_state():
-    user = make_user()
-    now = timezone.now()
-    pending = OutboxEvent.objects.create(user=user, topic=Topic.PROFILE_UPDATED, version=1)
-    failed = OutboxEvent.objects.create(
-        user=user,
-        topic=Topic.MANUAL_PROMPT_SAVED,
-        version=2,
-        attempts=8,
-        failed_at=now,
-        last_error="ConnectionError",
-    )
-    relayed = OutboxEvent.objects.create(
-        user=user, topic=Topic.CHANNEL_CONNECTED, version=3, attempts=1, relayed_at=now
-    )
-    return {"pending": pending, "failed": failed, "relayed": relayed}
-
-
-@pytest.mark.parametrize("state", ["pending", "failed", "relayed"])
-def test_outbox_changelist_filters_by_state(admin_client, events_in_every_state, state):
-    response = admin_client.get("/admin/outbox/outboxevent/", {"state": state})
-
-    assert response.status_code == 200
-    assert [event.pk for event in response.context["cl"].result_list] == [
-        events_in_every_state[state].pk
-    ]
-
-
-def test_outbox_changelist_unfiltered_lists_every_row(admin_client, events_in_every_state):
-    response = admin_client.get("/admin/outbox/outboxevent/")
-
-    assert response.status_code == 200
-    assert [event.pk for event in response.context["cl"].result_list] == sorted(
-        (event.pk for event in events_in_every_state.values()), reverse=True
-    )
-
-
-def test_outbox_retry_action_resets_failed_rows_only(admin_client, events_in_every_state):
-    failed = events_in_every_state["failed"]
-    pending = events_in_every_state["pending"]
-    relayed = events_in_every_state["relayed"]
-    before = timezone.now()
-
-    response = admin_client.post(
-        "/admin/outbox/outboxevent/",
-        {
-            "action": "retry",
-            "_selected_action": [failed.pk, pending.pk, relayed.pk],
-            "index": "0",
-        },
-    )
-
-    assert response.status_code == 302
-    failed.refresh_from_db()
-    assert (failed.failed_at, failed.attempts, failed.last_error) == (None, 0, "")
-    assert failed.next_attempt_at >= before
-    assert failed.state == "pending"
-    for untouched in (pending, relayed):
-        assert OutboxEvent.objects.filter(
-            pk=untouched.pk,
-            attempts=untouched.attempts,
-            relayed_at=untouched.relayed_at,
-            failed_at__isnull=True,
-            next_attempt_at=untouched.next_attempt_at,
-        ).exists()
-    pending_ids = (
-        admin_client.get("/admin/outbox/outboxevent/", {"state": "pending"})
-        .context["cl"]
-        .result_list
-    )
-    assert sorted(event.pk for event in pending_ids) == sorted([pending.pk, failed.pk])
-
-
-def test_outbox_rows_cannot_be_added_or_edited(admin_client, events_in_every_state):
-    event = events_in_every_state["pending"]
-
-    assert admin_client.get("/admin/outbox/outboxevent/add/").status_code == 403
-    response = admin_client.post(
-        f"/admin/outbox/outboxevent/{event.pk}/change/", {"version": 99, "topic": "x"}
-    )
-    assert response.status_code == 403
-    event.refresh_from_db()
-    assert (event.version, event.topic) == (1, Topic.PROFILE_UPDATED)
 
 
 @pytest.mark.parametrize(

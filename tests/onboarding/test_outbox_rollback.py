@@ -17,7 +17,7 @@ from django.db import ProgrammingError, connection, transaction
 from onboarding import services
 from onboarding.models import Channel, ManualPrompt, OnboardingProfile, User
 from outbox.models import OutboxEvent
-from outbox.services import relay_request
+from outbox.nudge import relay_request
 from tests.factories import make_user
 
 committing = pytest.mark.django_db(transaction=True)
@@ -46,7 +46,7 @@ def read_committed(read: Callable[[], T]) -> T:
     return outcome["value"]
 
 
-def onboarding_state(user_id: int) -> dict[str, Any]:
+def onboarding_and_outbox_state(user_id: int) -> dict[str, Any]:
     """Everything an onboarding write can change, plus every outbox row."""
     user = User.objects.get(pk=user_id)
     onboarding = OnboardingProfile.objects.get(user_id=user_id)
@@ -154,19 +154,19 @@ class Abort(Exception):
 def test_outer_rollback_undoes_the_write_and_its_row(write):
     user = make_user()
     context = write.prepare(user)
-    before = read_committed(lambda: onboarding_state(user.pk))
+    before = read_committed(lambda: onboarding_and_outbox_state(user.pk))
 
     with pytest.raises(Abort), transaction.atomic():
         write.perform(user, context)
         # Inside the transaction the write and its row are there...
-        inside = onboarding_state(user.pk)
+        inside = onboarding_and_outbox_state(user.pk)
         assert inside["version"] == before["version"] + 1
         assert len(inside["outbox"]) == len(before["outbox"]) + 1
         raise Abort
 
     # ...and after the rollback neither is, for this connection or any other.
-    assert onboarding_state(user.pk) == before
-    assert read_committed(lambda: onboarding_state(user.pk)) == before
+    assert onboarding_and_outbox_state(user.pk) == before
+    assert read_committed(lambda: onboarding_and_outbox_state(user.pk)) == before
 
 
 @pytest.mark.django_db
@@ -219,12 +219,12 @@ def outbox_inserts_fail() -> Iterator[None]:
 def test_failed_outbox_insert_rolls_back_the_write(write):
     user = make_user()
     context = write.prepare(user)
-    before = read_committed(lambda: onboarding_state(user.pk))
+    before = read_committed(lambda: onboarding_and_outbox_state(user.pk))
 
     with outbox_inserts_fail(), pytest.raises(ProgrammingError, match=TRIGGER_MESSAGE):
         write.perform(user, context)
 
-    assert read_committed(lambda: onboarding_state(user.pk)) == before
+    assert read_committed(lambda: onboarding_and_outbox_state(user.pk)) == before
 
 
 @committing
@@ -236,6 +236,6 @@ def test_fault_trigger_is_gone_afterwards():
 
     services.profile_update(user_id=user.pk, first_name="Ada")
 
-    state = read_committed(lambda: onboarding_state(user.pk))
+    state = read_committed(lambda: onboarding_and_outbox_state(user.pk))
     assert state["profile"] == ("Ada", "", "", "")
     assert state["outbox"] == [(user.pk, "onboarding.profile_updated", 1)]
