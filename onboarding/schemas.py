@@ -141,11 +141,11 @@ class ChannelOut(Schema):
 Requirement = Literal[REQUIREMENTS]  # type: ignore[valid-type]  # the canonical order
 
 
-# Each requirement met or not, and which platforms have an active channel: one boolean per
-# key, from the status's own table, so the OpenAPI document names every key.
+# One boolean per key, from the status's own table, so the OpenAPI document names every key.
 StatusDetailsOut = create_model(
     "StatusDetailsOut",
     __base__=Schema,
+    __doc__="Each requirement met or not, and which platforms have an active channel.",
     **{name: (bool, ...) for name in (*REQUIREMENTS, *PLATFORM_DETAILS)},
 )
 

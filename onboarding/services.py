@@ -18,7 +18,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from onboarding import lockout, validators
@@ -46,6 +46,7 @@ from onboarding.selectors import (
     wizard_statuses_with_history_get,
 )
 from onboarding.sign_ins import credentials_void
+from onboarding.sql import advisory_transaction_locks
 from onboarding.status import INITIAL_STATUS, PROFILE_REQUIREMENTS, WizardStatus, changed_keys
 from outbox.models import Actor, OutboxEvent, Topic
 from outbox.services import outbox_enqueue
@@ -397,13 +398,7 @@ def _take_turns_with_other_relays(*, user_ids: Sequence[int]) -> None:
     Transaction-scoped advisory locks keyed by user id, taken in id order (no deadlock); the
     status is read after them, so it is at least as new as what the previous relay recorded.
     """
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(id) FROM unnest(%s::bigint[]) AS id",
-            [sorted(user_ids)],
-        )
+    advisory_transaction_locks(user_ids)
 
 
 def wizard_status_history_record(

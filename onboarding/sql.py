@@ -1,12 +1,15 @@
-"""Raw SQL's two dialects in one place: rows read by column name, datetimes either way.
+"""Raw SQL's two dialects in one place: rows by column name, datetimes, locks.
 
 The embedded default is SQLite and production is PostgreSQL; the hand-written statements
-(the status snapshot, the outbox claim) read their rows through these.
+(the status snapshot, the outbox claim) and the relay's locks go through these. SQLite
+takes one writer at a time, so what PostgreSQL needs locks for, it serializes already.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -24,3 +27,18 @@ def db_datetime(value: datetime | str | None) -> datetime | None:
     if value is not None and timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
     return value
+
+
+def skip_locked() -> str:
+    """`FOR UPDATE SKIP LOCKED` where the database has it (a claim's row locks)."""
+    return "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+
+
+def advisory_transaction_locks(keys: Sequence[int]) -> None:
+    """Transaction-scoped advisory locks on `keys`, taken in order (no deadlock); PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(id) FROM unnest(%s::bigint[]) AS id", [sorted(keys)]
+        )

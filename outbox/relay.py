@@ -27,7 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from onboarding.services import StatusPush, wizard_status_pushes_record
-from onboarding.sql import db_datetime, rows_by_name
+from onboarding.sql import db_datetime, rows_by_name, skip_locked
 from outbox import metrics, nudge
 from outbox.models import OutboxEvent
 from realtime.broadcast import (
@@ -87,9 +87,7 @@ def _claim_rows(*, batch_size: int, event_ids: Sequence[int] | None = None) -> l
     sql = _CLAIM_SQL.format(
         table=OutboxEvent._meta.db_table,
         only_ids=only_ids,
-        lock="FOR UPDATE SKIP LOCKED"
-        if connection.features.has_select_for_update_skip_locked
-        else "",
+        lock=skip_locked(),
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, batch_size])
