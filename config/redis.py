@@ -44,9 +44,14 @@ def async_redis_client() -> "aioredis.Redis":
     key = (asyncio.get_running_loop(), settings.REDIS_URL)
     client = _async_clients.get(key)
     if client is None:
-        client = _async_clients[key] = aioredis.Redis.from_url(
+        # A bounded pool: the thousands of sockets a deploy closes at once (each giving its
+        # lease back) take turns on a few connections instead of opening one each.
+        pool = aioredis.BlockingConnectionPool.from_url(
             settings.REDIS_URL,
+            max_connections=settings.REDIS_SOCKET_POOL_SIZE,
+            timeout=_COMMAND_TIMEOUT_SECONDS,
             socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
             socket_timeout=_COMMAND_TIMEOUT_SECONDS,
         )
+        client = _async_clients[key] = aioredis.Redis(connection_pool=pool)
     return client

@@ -122,6 +122,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Connections a web process's sockets share (tickets, quotas, leases), per event loop.
+REDIS_SOCKET_POOL_SIZE = env.int("REDIS_SOCKET_POOL_SIZE", default=32)
 
 AUTH_USER_MODEL = "onboarding.User"
 # Every password check goes through the sign-in attempt limits (onboarding/lockout.py).

@@ -89,7 +89,7 @@ from tests.e2e.harness import procfile_command, with_options
 
 ROOT = Path(__file__).resolve().parent.parent
 STORM_DB = "wizard_status_storm"
-STORM_REDIS_URL = "redis://127.0.0.1:6379/14"
+STORM_REDIS_URL = os.environ.get("BENCH_STORM_REDIS_URL", "redis://127.0.0.1:6379/14")
 MAX_FRAME_BYTES = 4096
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_TOO_MANY_SOCKETS = 4429
@@ -418,6 +418,10 @@ class Deploy:
     # The counters once the old process is gone: its database connections closed with it,
     # and a backend flushes what it held back as it exits.
     stats_between: DbReading | None = None
+    # Redis's connected clients (every process of the stack, this one's none) just before
+    # the SIGTERM, and the most seen while the old process shut down and the new one started.
+    redis_clients_before: int = 0
+    redis_clients_peak: int = 0
 
 
 async def stop_web(web: WebProcess, db: DatabaseWork) -> DbReading:
@@ -430,7 +434,26 @@ async def read_later(db: DatabaseWork) -> DbReading:
     return db.read()
 
 
+async def watch_redis_clients(timing: Deploy, done: asyncio.Event) -> None:
+    """Sample Redis's client count every 10 ms until `done`: each socket's disconnect handler
+    talks to Redis, so a shutdown under many sockets shows there."""
+    client = redis.Redis.from_url(STORM_REDIS_URL)
+    try:
+        while not done.is_set():
+            count = (await asyncio.to_thread(client.info, "clients"))["connected_clients"]
+            timing.redis_clients_peak = max(timing.redis_clients_peak, count)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.01)
+    finally:
+        client.close()
+
+
 async def deploy(web: WebProcess, db: DatabaseWork, timing: Deploy) -> None:
+    counter = redis.Redis.from_url(STORM_REDIS_URL)
+    timing.redis_clients_before = counter.info("clients")["connected_clients"]
+    counter.close()
+    started = asyncio.Event()
+    watcher = asyncio.create_task(watch_redis_clients(timing, started))
     timing.sigterm_at = time.monotonic()
     await asyncio.to_thread(web.stop)
     timing.exited_at = time.monotonic()
@@ -440,6 +463,8 @@ async def deploy(web: WebProcess, db: DatabaseWork, timing: Deploy) -> None:
     stats = asyncio.create_task(read_later(db))
     await accepting(web.port)
     timing.accepting_at = time.monotonic()
+    started.set()
+    await watcher
     timing.stats_between = await stats
 
 
@@ -561,6 +586,9 @@ def restart_rows(storm: Storm, clients: int) -> dict[str, str]:
         "web: SIGTERM -> exited (s)": f"{timing.exited_at - origin:.2f}",
         "web: spawn -> accepting (s)": f"{timing.accepting_at - timing.spawned_at:.2f}",
         "web: SIGTERM -> accepting (s)": f"{timing.accepting_at - origin:.2f}",
+        "Redis clients: before / peak while restarting": (
+            f"{timing.redis_clients_before} / {timing.redis_clients_peak}"
+        ),
         "all current after (s)": f"{max(back):.2f}" if len(back) == clients else "never",
         "  p50 / p95 (s)": (
             f"{statistics.median(back):.2f} / {percentile(back, 0.95):.2f}" if back else "-"
@@ -753,7 +781,7 @@ async def run(args: argparse.Namespace) -> None:
     raise_open_file_limit(args.clients)
     admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     database_url = recreate_database(admin_url, STORM_DB)
-    redis_url = os.environ.get("BENCH_STORM_REDIS_URL", STORM_REDIS_URL)
+    redis_url = STORM_REDIS_URL
     redis.Redis.from_url(redis_url).flushdb()  # no lease, ticket or task left from another run
     workdir = Path(tempfile.mkdtemp(prefix="wizard-storm-"))
     env = storm_environment(database_url, redis_url, workdir)
