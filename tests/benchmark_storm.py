@@ -85,7 +85,7 @@ from tests.benchmark import (
     run_until_stopped,
     setup_django,
 )
-from tests.e2e.harness import procfile_command, with_options
+from tests.e2e.harness import async_wait_until, procfile_command, with_options
 
 ROOT = Path(__file__).resolve().parent.parent
 STORM_DB = "wizard_status_storm"
@@ -93,6 +93,7 @@ STORM_REDIS_URL = os.environ.get("BENCH_STORM_REDIS_URL", "redis://127.0.0.1:637
 MAX_FRAME_BYTES = 4096
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_TOO_MANY_SOCKETS = 4429
+OPEN_ALL_SECONDS = 60.0  # a client's first socket, tried once a second until then
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 20.0
 FIXED_DELAY_SECONDS = 3.0
@@ -259,13 +260,15 @@ async def open_all(clients: list[Client], auth: Auth) -> None:
     """Each client's socket and first status, fifty handshakes at a time."""
 
     async def open_one(client: Client) -> None:
-        for _ in range(5):
-            opened = await open_socket(await auth.url(client), auth.open_timeout)
-            if opened.status is not None:
-                client.ws, client.version = opened.ws, opened.status["version"]
-                return
-            await asyncio.sleep(1)
-        raise RuntimeError(f"user {client.user_id} could not open a socket: {opened.outcome}")
+        async def opened() -> bool:
+            attempt = await open_socket(await auth.url(client), auth.open_timeout)
+            if attempt.status is not None:
+                client.ws, client.version = attempt.ws, attempt.status["version"]
+            return attempt.status is not None
+
+        await async_wait_until(
+            opened, OPEN_ALL_SECONDS, interval=1, describe=f"a socket of user {client.user_id}"
+        )
 
     for start in range(0, len(clients), 50):
         await asyncio.gather(*(open_one(client) for client in clients[start : start + 50]))
@@ -328,16 +331,16 @@ class WebProcess:
 
 async def accepting(port: int, timeout: float = 60) -> None:
     """Until the port takes TCP connections (no HTTP request: it would touch the database)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def listening() -> bool:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
-            await asyncio.sleep(0.02)
-            continue
+            return False
         writer.close()
-        return
-    raise RuntimeError(f"the web process did not listen on {port} within {timeout:g} s")
+        return True
+
+    await async_wait_until(listening, timeout, interval=0.02, describe=f"port {port} listening")
 
 
 @dataclass
