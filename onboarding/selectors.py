@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection
@@ -41,6 +42,7 @@ def _placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
+@lru_cache(maxsize=256)  # one statement per batch size: built once, not on every read
 def _snapshot_sql(count: int, *, with_latest_history: bool = False) -> str:
     # Hand-written: this runs for every push, refresh and socket connect, and building the
     # same statement with the ORM costs several times more than running it. A user without

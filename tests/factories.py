@@ -8,6 +8,7 @@ import jwt
 from django.db import connections
 from django.utils import timezone
 
+from onboarding import services
 from onboarding.models import Channel, ManualPrompt, OnboardingProfile, User
 from onboarding.sign_ins import sign_in_start
 from onboarding.tokens import TokenPair
@@ -41,6 +42,19 @@ def make_complete_user(**fields) -> User:
         user=user, platform="instagram", external_id=f"ig-{user.pk}", connected_at=timezone.now()
     )
     return user
+
+
+def make_completable_via_services(user: User) -> None:
+    """Meet all six requirements through the services (each write with its outbox row)."""
+    services.profile_update(
+        user_id=user.pk,
+        first_name="Ada",
+        last_name="Lovelace",
+        phone_number="+14155552671",
+        business_type="retail",
+    )
+    services.manual_prompt_save(user_id=user.pk, content="Be kind.")
+    services.channel_connect(user_id=user.pk, platform="instagram", external_id=f"ig-{user.pk}")
 
 
 def _sign_in(user_id: int) -> TokenPair:

@@ -135,6 +135,15 @@ ENGLISH_LEFT_ON_THE_PAGE = """async (lang) => {
 }"""
 
 
+async def two_tabs(context: BrowserContext, user: ApiUser, web) -> tuple[Page, Page]:
+    """Two tabs of a signed-in user, the first one the leader: one server socket for both."""
+    await sign_in(context, user)
+    first = await open_demo(context)
+    second = await open_demo(context)
+    await one_server_socket(web)
+    return first, second
+
+
 def new_sockets(page: Page) -> list[str]:
     """The URLs of the sockets the page opens from now on."""
     opened: list[str] = []
@@ -146,11 +155,8 @@ async def test_two_tabs_share_one_socket_and_both_follow_a_change_made_elsewhere
     stack, context, user
 ):
     _, web = stack
-    await sign_in(context, user)
-    first = await open_demo(context)
-    second = await open_demo(context)
+    first, second = await two_tabs(context, user, web)
 
-    await one_server_socket(web)
     await user.patch_profile(first_name="Ada")
 
     await expect_met(first, "first_name")
@@ -162,10 +168,7 @@ async def test_when_the_leader_tab_closes_the_other_takes_over_within_two_second
     stack, context, user
 ):
     _, web = stack
-    await sign_in(context, user)
-    leader = await open_demo(context)
-    follower = await open_demo(context)
-    await one_server_socket(web)
+    leader, follower = await two_tabs(context, user, web)
     opened = new_sockets(follower)
 
     await leader.close()

@@ -11,7 +11,7 @@ from onboarding import services
 from onboarding.models import Channel, ManualPrompt, User
 from outbox.models import OutboxEvent, Topic
 from tests.conftest import bearer_client
-from tests.factories import make_user, profile_of
+from tests.factories import make_completable_via_services, make_user, profile_of
 
 ME = "/api/v1/accounts/me"
 PROMPT = "/api/v1/ai-prompts/manual"
@@ -62,18 +62,6 @@ def put_json(client, path: str, body: dict):
 
 def post_json(client, path: str, body: dict):
     return client.post(path, data=body, content_type="application/json")
-
-
-def make_complete_via_services(user: User) -> None:
-    services.profile_update(
-        user_id=user.pk,
-        first_name="Ada",
-        last_name="Lovelace",
-        phone_number="+14155552671",
-        business_type="retail",
-    )
-    services.manual_prompt_save(user_id=user.pk, content="Be kind.")
-    services.channel_connect(user_id=user.pk, platform="instagram", external_id=f"ig-{user.pk}")
 
 
 def profile_body(user: User, **fields) -> dict:
@@ -382,7 +370,7 @@ def test_channel_delete_of_another_users_channel_writes_no_row(api, user, other_
 
 
 def test_wizard_complete_writes_one_row(api, user):
-    make_complete_via_services(user)
+    make_completable_via_services(user)
     watch = OutboxWatch(user)
     assert watch.version_before == 3
 
@@ -399,7 +387,7 @@ def test_wizard_complete_writes_one_row(api, user):
 
 
 def test_wizard_complete_again_writes_no_row(api, user):
-    make_complete_via_services(user)
+    make_completable_via_services(user)
     first = patch_json(api, WIZARD_COMPLETE).json()
     watch = OutboxWatch(user)
 

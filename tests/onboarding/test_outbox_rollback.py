@@ -5,7 +5,6 @@ connection of their own, so they see only what was committed. The nudge test run
 test transaction, where on-commit callbacks wait to be captured.
 """
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from onboarding import services
 from onboarding.models import Channel, ManualPrompt, OnboardingProfile, User
 from outbox.models import OutboxEvent
 from outbox.nudge import relay_request
-from tests.factories import make_user
+from tests.concurrency import in_thread
+from tests.factories import make_completable_via_services, make_user
 
 committing = pytest.mark.django_db(transaction=True)
 
@@ -27,23 +27,7 @@ T = TypeVar("T")
 
 def read_committed(read: Callable[[], T]) -> T:
     """Run `read` on a fresh database connection in another thread: committed data only."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = read()
-        except BaseException as error:
-            outcome["error"] = error
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    return in_thread(read).result()
 
 
 def onboarding_and_outbox_state(user_id: int) -> dict[str, Any]:
@@ -81,18 +65,6 @@ class Write:
 
     def __str__(self) -> str:
         return self.name
-
-
-def _make_completable(user: User) -> None:
-    services.profile_update(
-        user_id=user.pk,
-        first_name="Ada",
-        last_name="Lovelace",
-        phone_number="+14155552671",
-        business_type="retail",
-    )
-    services.manual_prompt_save(user_id=user.pk, content="Be kind.")
-    services.channel_connect(user_id=user.pk, platform="instagram", external_id=f"ig-{user.pk}")
 
 
 WRITES = [
@@ -135,7 +107,7 @@ WRITES = [
     ),
     Write(
         "wizard_complete",
-        prepare=_make_completable,
+        prepare=make_completable_via_services,
         perform=lambda user, _: services.wizard_complete(user_id=user.pk),
     ),
     Write(

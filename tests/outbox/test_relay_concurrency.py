@@ -24,6 +24,7 @@ from outbox.models import OutboxEvent, Topic
 from outbox.nudge import RELAY_REQUESTED_KEY, relay_request
 from outbox.relay import RelayReport, outbox_claim, outbox_relay, outbox_relay_until_idle
 from realtime.groups import user_group
+from tests import concurrency
 from tests.factories import make_user
 from tests.outbox.support import (
     current_status,
@@ -42,19 +43,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
     """Start `work` on a thread (so on a database connection of its own)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as error:
-            outcome["error"] = error
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
+    running = concurrency.in_thread(work)
+    return running.thread, running.outcome
 
 
 def holding_in_thread(

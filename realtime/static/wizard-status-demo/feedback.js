@@ -33,7 +33,7 @@ function fieldName(i18n, name) {
  * @param {Record<number, string>} [byStatus]  message keys that replace the usual ones
  * @returns {string | DocumentFragment}
  */
-export function describeError(i18n, error, byStatus = {}) {
+function describeError(i18n, error, byStatus = {}) {
   if (!(error instanceof ApiError)) return i18n.t("error_network");
   const { status, body } = error;
   if (status in byStatus) return i18n.t(byStatus[status]);
