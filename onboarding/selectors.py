@@ -43,13 +43,15 @@ def _placeholders(count: int) -> str:
 
 
 @lru_cache(maxsize=256)  # one statement per batch size: built once, not on every read
-def _snapshot_sql(count: int, *, with_latest_history: bool = False) -> str:
+def _snapshot_sql(
+    count: int, *, with_latest_history: bool = False, with_sign_in: bool = False
+) -> str:
     # Hand-written: this runs for every push, refresh and socket connect, and building the
     # same statement with the ORM costs several times more than running it. A user without
     # an onboarding row yet reads as empty data at version 0.
-    user, profile, prompt, channel, history = (
+    user, profile, prompt, channel, history, sign_in = (
         model._meta.db_table
-        for model in (User, OnboardingProfile, ManualPrompt, Channel, WizardStatusHistory)
+        for model in (User, OnboardingProfile, ManualPrompt, Channel, WizardStatusHistory, SignIn)
     )
     placeholders = _placeholders(count)
     quote = connection.ops.quote_name
@@ -65,6 +67,13 @@ def _snapshot_sql(count: int, *, with_latest_history: bool = False) -> str:
         if with_latest_history
         else ""
     )
+    live_sign_in = (
+        f"""
+               , EXISTS (SELECT 1 FROM {sign_in} s WHERE s.id = %s AND s.user_id = u.id
+                         AND s.ended_at IS NULL AND s.expires_at > %s) AS sign_in_live"""
+        if with_sign_in
+        else ""
+    )
     return f"""
         SELECT u.id AS user_id, COALESCE(o.version, 0) AS version, {profile_columns},
                EXISTS (SELECT 1 FROM {prompt} p WHERE p.user_id = u.id AND p.content <> '')
@@ -73,7 +82,8 @@ def _snapshot_sql(count: int, *, with_latest_history: bool = False) -> str:
                        AND c.platform = %s AND c.disconnected_at IS NULL) AS instagram_connected,
                EXISTS (SELECT 1 FROM {channel} c WHERE c.user_id = u.id
                        AND c.platform = %s AND c.disconnected_at IS NULL) AS telegram_connected,
-               o.wizard_completed_at, u.is_active, u.credentials_generation {latest_history}
+               o.wizard_completed_at, u.is_active, u.credentials_generation
+               {latest_history} {live_sign_in}
         FROM {user} u LEFT JOIN {profile} o ON o.user_id = u.id
         WHERE u.id IN ({placeholders})
     """
@@ -127,6 +137,36 @@ def wizard_statuses_get(*, user_ids: Sequence[int]) -> dict[int, WizardStatus]:
         user_id: compute_wizard_status(snapshot, computed_at=now)
         for user_id, snapshot in onboarding_snapshots_get(user_ids=user_ids).items()
     }
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOpening:
+    """What a socket's handshake reads: the user's snapshot, and whether the sign-in its
+    token names is still live (None when no sign-in was asked about)."""
+
+    snapshot: OnboardingSnapshot
+    sign_in_live: bool | None
+
+
+def socket_opening_get(*, user_id: int, sign_in_id: int | None = None) -> SocketOpening | None:
+    """The first status and the credentials check of a new socket, in one statement.
+
+    Every reconnect of a deploy's storm asks this once: the token's sign-in, the account's
+    activity and credentials generation come with the status instead of in a query of their
+    own. None if the user does not exist.
+    """
+    sql = _snapshot_sql(1, with_sign_in=sign_in_id is not None)
+    params: list[Any] = [Platform.INSTAGRAM, Platform.TELEGRAM]
+    if sign_in_id is not None:
+        params += [sign_in_id, connection.ops.adapt_datetimefield_value(timezone.now())]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, user_id])
+        rows = rows_by_name(cursor)
+    if not rows:
+        return None
+    [row] = rows
+    live = None if sign_in_id is None else bool(row["sign_in_live"])
+    return SocketOpening(snapshot=_snapshot(row), sign_in_live=live)
 
 
 @dataclass(frozen=True, slots=True)

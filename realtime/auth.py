@@ -1,8 +1,9 @@
-"""Socket authentication: resolves the user once per connection, first match wins:
-a one-time `?ticket=`, a JWT `?token=`, then the Django session cookie.
+"""Socket authentication: whom a connection's credentials name, first match wins: a one-time
+`?ticket=`, a JWT `?token=`, then the Django session cookie.
 
 Each way also yields the credentials generation the socket was opened under: a revocation
 that moves the user's generation on closes the socket (the relay's push, or the reconciler).
+The consumer confirms the claim with the socket's first status read (`SocketClaim`).
 """
 
 from dataclasses import dataclass
@@ -17,8 +18,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
 from onboarding.exceptions import InvalidToken
-from onboarding.models import User
-from onboarding.selectors import token_holder_get, user_credentials_get
+from onboarding.selectors import SocketOpening, user_credentials_get
 from onboarding.tokens import token_claims
 from realtime.tickets import ticket_redeem
 
@@ -27,13 +27,35 @@ INACTIVE = "inactive"
 
 
 @dataclass(frozen=True, slots=True)
-class SocketCredentials:
-    user: User | None
-    failure: str | None  # None, UNAUTHENTICATED or INACTIVE
+class SocketClaim:
+    """Whom a socket's credentials name, and under which generation.
+
+    A token or a ticket is checked without the database here; what only the database knows
+    (the account is active, the generation current, the token's sign-in live) comes with the
+    socket's first status, in the one statement of its handshake (`confirmed_by`).
+    """
+
+    user_id: int | None  # None: refused already
     generation: int = 0
+    sign_in_id: int | None = None  # a token's sign-in, which must still be live
+
+    def confirmed_by(self, opening: SocketOpening | None) -> str | None:
+        """None if the credentials stand, else UNAUTHENTICATED or INACTIVE.
+
+        An inactive account is 4403 even with revoked credentials (deactivation revokes).
+        """
+        if self.user_id is None or opening is None:
+            return UNAUTHENTICATED
+        if not opening.snapshot.is_active:
+            return INACTIVE
+        if opening.sign_in_live is False:
+            return UNAUTHENTICATED
+        if opening.snapshot.credentials_generation != self.generation:
+            return UNAUTHENTICATED
+        return None
 
 
-_REFUSED = SocketCredentials(user=None, failure=UNAUTHENTICATED)
+_REFUSED = SocketClaim(user_id=None)
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -43,18 +65,7 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-def _checked(user: User | None, *, generation: int, revoked: bool = False) -> SocketCredentials:
-    """An inactive account is 4403 even with revoked credentials (deactivation revokes)."""
-    if user is None:
-        return _REFUSED
-    if not user.is_active:
-        return SocketCredentials(user=user, failure=INACTIVE, generation=generation)
-    if revoked or generation != user.credentials_generation:
-        return _REFUSED
-    return SocketCredentials(user=user, failure=None, generation=generation)
-
-
-def _session_credentials(session_key: str) -> SocketCredentials:
+def _session_claim(session_key: str) -> SocketClaim:
     """Django's own session check: the stored hash covers the password and the generation."""
     store = import_string(settings.SESSION_ENGINE + ".SessionStore")(session_key)
     session = store.load()
@@ -68,42 +79,36 @@ def _session_credentials(session_key: str) -> SocketCredentials:
         session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
     ):
         return _REFUSED
-    return _checked(user, generation=user.credentials_generation)
+    return SocketClaim(user_id=user.pk, generation=user.credentials_generation)
 
 
-def _token_credentials(token: str) -> SocketCredentials:
+def _token_claim(token: str) -> SocketClaim:
     try:
         claims = token_claims(token, expected_type="access")
     except InvalidToken:
         return _REFUSED
-    holder = token_holder_get(claims=claims)
-    return _checked(holder.user, generation=claims.generation, revoked=holder.revoked)
+    return SocketClaim(
+        user_id=claims.user_id, generation=claims.generation, sign_in_id=claims.sign_in_id
+    )
 
 
-async def resolve_credentials(scope) -> SocketCredentials:
+async def resolve_claim(scope) -> SocketClaim:
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     if "ticket" in query:
         holder = await ticket_redeem(query["ticket"][0])
         if holder is None:
             return _REFUSED
-        user = await database_sync_to_async(user_credentials_get)(user_id=holder.user_id)
-        return _checked(user, generation=holder.credentials_generation)
+        return SocketClaim(user_id=holder.user_id, generation=holder.credentials_generation)
     if "token" in query:
-        return await database_sync_to_async(_token_credentials)(query["token"][0])
+        return _token_claim(query["token"][0])
     cookies = parse_cookie(_header(scope, b"cookie") or "")
     session_key = cookies.get(settings.SESSION_COOKIE_NAME)
     if session_key and len(session_key) <= 64:
-        return await database_sync_to_async(_session_credentials)(session_key)
+        return await database_sync_to_async(_session_claim)(session_key)
     return _REFUSED
 
 
 class SocketAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
-        credentials = await resolve_credentials(scope)
-        scope = {
-            **scope,
-            "user": credentials.user,
-            "auth_failure": credentials.failure,
-            "credentials_generation": credentials.generation,
-        }
+        scope = {**scope, "socket_claim": await resolve_claim(scope)}
         return await super().__call__(scope, receive, send)

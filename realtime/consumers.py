@@ -15,8 +15,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from onboarding.quotas import Rule, quota_hit_async
-from onboarding.selectors import wizard_status_get
-from onboarding.status import changed_keys, format_timestamp
+from onboarding.selectors import socket_opening_get, wizard_status_get
+from onboarding.status import changed_keys, compute_wizard_status, format_timestamp
 from realtime import auth
 from realtime.groups import user_group
 from realtime.metrics import SOCKET_CONNECTIONS
@@ -60,29 +60,46 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
     writer: asyncio.Task | None = None
 
     async def connect(self) -> None:
-        failure = self.scope.get("auth_failure")
-        if failure is not None:
-            await self.accept()
-            code = CLOSE_FORBIDDEN if failure == auth.INACTIVE else CLOSE_UNAUTHENTICATED
-            await self.close(code=code)
+        claim: auth.SocketClaim = self.scope["socket_claim"]
+        if claim.user_id is None:
+            await self.refuse(CLOSE_UNAUTHENTICATED)
             return
-        user_id = self.scope["user"].pk
-        # Each connection reads the status from the database for its first message: a client
-        # reconnecting in a loop is bounded like one refreshing.
+        self.user_id = claim.user_id
+        # Join the group before reading the snapshot: a change committed in between is then
+        # pushed to this socket instead of falling between the two. Pushes wait in the layer
+        # until this handler returns.
+        await self.join_group()
+        # One statement: the first status, and the check of what only the database knows
+        # about the credentials (a token's sign-in, the account, the generation).
+        try:
+            opening = await database_sync_to_async(socket_opening_get)(
+                user_id=claim.user_id, sign_in_id=claim.sign_in_id
+            )
+        except Exception:
+            await self.leave_group()  # the handshake fails; its group must not outlive it
+            self.user_id = None
+            raise
+        failure = claim.confirmed_by(opening)
+        if failure is not None:
+            await self.refuse(
+                CLOSE_FORBIDDEN if failure == auth.INACTIVE else CLOSE_UNAUTHENTICATED
+            )
+            return
+        # A client reconnecting in a loop is bounded like one refreshing. Counted once the
+        # credentials stand, so a revoked token cannot spend its user's handshakes.
         connect_rule = Rule.parse(settings.WEBSOCKET_CONNECT_LIMIT)
-        if await quota_hit_async("socket-connect", str(user_id), connect_rule):
-            await self.accept()
-            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+        if await quota_hit_async("socket-connect", str(claim.user_id), connect_rule):
+            await self.refuse(CLOSE_TOO_MANY_SOCKETS)
             return
         if not await socket_lease_take(
-            user_id=user_id, socket=self.channel_name, local_count=registry.count(user_id)
+            user_id=claim.user_id,
+            socket=self.channel_name,
+            local_count=registry.count(claim.user_id),
         ):
-            await self.accept()
-            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            await self.refuse(CLOSE_TOO_MANY_SOCKETS)
             return
 
-        self.user_id = user_id
-        self.credentials_generation = self.scope["credentials_generation"]
+        self.credentials_generation = claim.generation
         self.known_version = -1
         self.last_sent: dict[str, Any] | None = None
         self.messages = LocalWindow(Rule.parse(settings.WEBSOCKET_MESSAGE_LIMIT))
@@ -90,14 +107,19 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         self.unsent_ready = asyncio.Event()
         registry.add(self)
         SOCKET_CONNECTIONS.inc()
-        # Join the group before reading the snapshot: a change committed in between is
-        # then pushed to this socket instead of falling between the two.
-        await self.join_group()
         await self.accept()
         self.accepted = True
         self.writer = asyncio.create_task(self.write_unsent())
-        logger.info("User %s connected to wizard-status WebSocket", user_id)
-        await self.send_fresh_status(force=True)
+        logger.info("User %s connected to wizard-status WebSocket", claim.user_id)
+        status = compute_wizard_status(opening.snapshot, computed_at=timezone.now())
+        await self.deliver_status(status.as_message(), force=True)
+
+    async def refuse(self, code: int) -> None:
+        """Complete the handshake and close at once: browsers only see codes after accept."""
+        await self.leave_group()
+        self.user_id = None
+        await self.accept()
+        await self.close(code=code)
 
     async def join_group(self) -> None:
         try:
@@ -108,6 +130,15 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
             return
         self.group_joined = True
 
+    async def leave_group(self) -> None:
+        if not self.group_joined:
+            return
+        self.group_joined = False
+        try:
+            await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+        except Exception:
+            logger.warning("User %s socket could not leave its group", self.user_id)
+
     async def disconnect(self, code: int) -> None:
         if self.writer is not None:
             self.writer.cancel()
@@ -116,11 +147,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         registry.remove(self)
         SOCKET_CONNECTIONS.dec()
         await socket_lease_give_back(user_id=self.user_id, socket=self.channel_name)
-        if self.group_joined:
-            try:
-                await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
-            except Exception:
-                logger.warning("User %s socket could not leave its group", self.user_id)
+        await self.leave_group()
         logger.info("User %s disconnected from wizard-status WebSocket", self.user_id)
         self.user_id = None
 
