@@ -119,6 +119,15 @@ elif env.bool("DATABASE_POOL", default=True):
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASE_PGBOUNCER = env.bool("DATABASE_PGBOUNCER", default=False)
+if DATABASE_PGBOUNCER and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # PgBouncer in transaction pooling mode gives each transaction whichever server connection
+    # is free, so nothing may outlive a transaction: a server-side cursor (`.iterator()`, the
+    # choice fields of Django's forms) lives on across them in autocommit, and PgBouncer before
+    # 1.21 cannot keep prepared statements. Django prepares none by default; this pins that
+    # against a `prepare_threshold` in the URL.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -211,6 +220,11 @@ CHANNEL_LAYER_PREFIX = env.str(
     "CHANNEL_LAYER_PREFIX", default=f"wizard-db{redis_database_number(REDIS_URL)}"
 )
 
+# The channel layer's Redis servers. Groups are spread over them by consistent hashing of
+# this list, so every web process and worker needs the same list in the same order; changing
+# it loses the pushes in flight (the reconciler catches up).
+CHANNEL_LAYER_URLS = env.list("CHANNEL_LAYER_URLS", default=[]) or [REDIS_URL]
+
 # Realtime: the pub/sub layer has no per-channel capacity (the core layer silently drops past
 # 100 queued messages) and resubscribes after a reconnect. Either way delivery is at most
 # once; realtime.reconcile makes every open socket converge to the database on its own.
@@ -218,7 +232,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
+            "hosts": [
+                {"address": url, "socket_timeout": None, "max_connections": 1000}
+                for url in CHANNEL_LAYER_URLS
+            ],
             "prefix": CHANNEL_LAYER_PREFIX,
         },
     }

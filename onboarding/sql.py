@@ -1,4 +1,4 @@
-"""Raw SQL's two dialects in one place: rows by column name, datetimes, locks.
+"""Raw SQL's two dialects in one place: rows by column name, datetimes, locks, commits.
 
 The embedded default is SQLite and production is PostgreSQL; the hand-written statements
 (the status snapshot, the outbox claim) and the relay's locks go through these. SQLite
@@ -42,3 +42,18 @@ def advisory_transaction_locks(keys: Sequence[int]) -> None:
         cursor.execute(
             "SELECT pg_advisory_xact_lock(id) FROM unnest(%s::bigint[]) AS id", [sorted(keys)]
         )
+
+
+def commit_without_flush() -> None:
+    """The current transaction's commit will not wait for the disk (PostgreSQL).
+
+    `SET LOCAL` ends with the transaction. A session-level `SET` would outlive it, and behind
+    PgBouncer in transaction pooling mode stay on a server connection that another process's
+    transaction (a web process's durable write) gets next.
+    """
+    if connection.vendor != "postgresql":
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("commit_without_flush must run inside a transaction")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")

@@ -7,6 +7,13 @@ pushed with no lock held, and only then are the rows marked relayed (or reschedu
 relay that dies in between leaves a claim that expires, and the rows are relayed again: a
 duplicate push of the same version, which sockets ignore.
 
+Both transactions commit without waiting for the disk (`commit_without_flush`). They write
+only relay bookkeeping: claims, history entries, settled rows. If the database crashes and
+loses its last commits, those rows are simply pending again and are relayed once more with
+the same version, which sockets ignore. A lost history entry is recorded again on that retry;
+a later durable commit would have flushed it. The data changes themselves are committed by
+the web process with full durability.
+
 What to push is the wizard's business: the relay asks `onboarding.services` through one
 function, `wizard_status_pushes_record`, and turns its answer into socket events.
 """
@@ -27,7 +34,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from onboarding.services import StatusPush, wizard_status_pushes_record
-from onboarding.sql import db_datetime, rows_by_name, skip_locked
+from onboarding.sql import commit_without_flush, db_datetime, rows_by_name, skip_locked
 from outbox import metrics, nudge
 from outbox.models import OutboxEvent
 from realtime.broadcast import (
@@ -142,8 +149,9 @@ def _claim_and_record(*, batch_size: int, event_ids: Sequence[int] | None = None
     try:
         with transaction.atomic():
             events = _claim_rows(batch_size=batch_size, event_ids=event_ids)
-            if not events:
+            if not events:  # wrote nothing, so its commit flushes nothing
                 return _ClaimedBatch(events=[], push_events={})
+            commit_without_flush()
             pushes = wizard_status_pushes_record(events_by_user=_by_user(events))
     except Exception as error:
         if not events:
@@ -224,10 +232,12 @@ def _push_and_settle(batch: _ClaimedBatch) -> RelayReport:
         return report
     report.pushed = len(batch.push_events)
     metrics.PUSHES.inc(report.pushed)
-    # One statement in autocommit: no transaction of its own to open and close.
-    OutboxEvent.objects.filter(pk__in=[event.pk for event in batch.events]).update(
-        relayed_at=timezone.now(), claimed_until=None, last_error=""
-    )
+    # A transaction of its own, for `SET LOCAL`: a session setting would outlive it.
+    with transaction.atomic():
+        commit_without_flush()
+        OutboxEvent.objects.filter(pk__in=[event.pk for event in batch.events]).update(
+            relayed_at=timezone.now(), claimed_until=None, last_error=""
+        )
     report.relayed = len(batch.events)
     metrics.RELAYED.inc(report.relayed)
     return report

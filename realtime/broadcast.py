@@ -1,17 +1,20 @@
 """The broadcast helper the outbox relay calls: one round trip to Redis for a whole batch.
 
 With the pub/sub layer a group message is one PUBLISH of the layer's own serialised message
-to the layer's group channel, so a batch goes out as one pipeline from sync code: no event
-loop, no thread and no new connection per message (`async_to_sync(group_send)` costs ~2.5 ms
-each). Other layers (the in-memory one in unit tests) get plain `group_send` calls.
+to the layer's group channel, so a batch goes out as one pipeline per Redis server from sync
+code: no event loop, no thread and no new connection per message (`async_to_sync(group_send)`
+costs ~2.5 ms each). With several servers (CHANNEL_LAYER_URLS) each group channel goes to the
+server the layer's own consistent hashing picks, where the web processes subscribed to it.
+Other layers (the in-memory one in unit tests) get plain `group_send` calls.
 """
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
 from django.conf import settings
 
 from config.redis import redis_client
@@ -42,16 +45,31 @@ def broadcast_to_users(events: Mapping[int, Sequence[dict[str, Any]]]) -> None:
         return
     layer = get_channel_layer()
     if isinstance(layer, RedisPubSubChannelLayer):
-        config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-        prefix = config.get("prefix", "asgi")
-        [host] = config["hosts"]  # one shard: the relay's batch goes to one server
-        pipe = redis_client(host["address"]).pipeline(transaction=False)
-        for user_id, user_events in events.items():
-            channel = f"{prefix}__group__{user_group(user_id)}"
-            for event in user_events:
-                pipe.publish(channel, layer.serialize(event))
-        pipe.execute()
+        _publish_by_shard(layer, events)
         return
     for user_id, user_events in events.items():
         for event in user_events:
             async_to_sync(layer.group_send)(user_group(user_id), event)
+
+
+def _publish_by_shard(
+    layer: RedisPubSubChannelLayer, events: Mapping[int, Sequence[dict[str, Any]]]
+) -> None:
+    """One pipeline per server. A server that fails after another took its part raises: the
+    relay retries the batch, and the users already sent get the same versions again."""
+    # The layer's own naming and shard choice, from a loop layer that opens no connection
+    # until it is used (it never is): they cannot drift from what the consumers subscribe to.
+    routing = RedisPubSubLoopLayer(
+        **settings.CHANNEL_LAYERS["default"]["CONFIG"], channel_layer=layer
+    )
+    pipes: dict[str, redis.client.Pipeline] = {}
+    for user_id, user_events in events.items():
+        channel = routing._get_group_channel_name(user_group(user_id))
+        address = routing._get_shard(channel).host["address"]
+        pipe = pipes.get(address)
+        if pipe is None:
+            pipe = pipes[address] = redis_client(address).pipeline(transaction=False)
+        for event in user_events:
+            pipe.publish(channel, layer.serialize(event))
+    for pipe in pipes.values():
+        pipe.execute()

@@ -51,6 +51,17 @@ ensure_chromium() {  # Debian's Chromium for the browser tests (Playwright drive
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }
 
+ensure_pgbouncer() {  # Debian's PgBouncer for the end-to-end tests (each starts its own)
+    if [ -x "${PGBOUNCER:-/usr/sbin/pgbouncer}" ]; then return 0; fi
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "PgBouncer is missing at ${PGBOUNCER:-/usr/sbin/pgbouncer}: apt-get install pgbouncer" \
+             "(or set PGBOUNCER to a PgBouncer binary)" >&2
+        return 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+}
+
 ensure_client_packages() {  # the browser client's test dependencies (React, Vue, TypeScript)
     local client=realtime/client
     if ! command -v npm >/dev/null 2>&1; then

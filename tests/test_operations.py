@@ -1,5 +1,6 @@
 """Probes and the settings' production safety."""
 
+import json
 import os
 import secrets
 import socket
@@ -106,28 +107,59 @@ def test_development_default_starts_without_secret_key():
     assert (result.returncode, result.stderr) == (0, "")
 
 
-def _synchronous_commit() -> str:
-    from django.db import connection
+def settings_of_new_process(*names: str, **env_changes: str | None) -> dict:
+    """Settings as a process started with `env_changes` (None: unset) builds them."""
+    script = (
+        f"{SETUP_DJANGO}; import json; from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {list(names)!r}}}))"
+    )
+    env = {**os.environ, **env_changes}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env={name: value for name, value in env.items() if value is not None},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW synchronous_commit")
-        return cursor.fetchone()[0]
+
+def channel_layer_host(url: str) -> dict:
+    return {"address": url, "socket_timeout": None, "max_connections": 1000}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_only_worker_connections_commit_without_waiting_for_the_disk():
-    from django.db import connection
-    from django.db.backends.signals import connection_created
+def test_channel_layer_is_on_the_redis_server_by_default():
+    got = settings_of_new_process(
+        "CHANNEL_LAYERS", REDIS_URL="redis://10.0.0.9:6379/5", CHANNEL_LAYER_URLS=None
+    )
 
-    from config.celery import _relay_commits_skip_flush, relay_bookkeeping_without_flush
+    assert got["CHANNEL_LAYERS"]["default"]["CONFIG"] == {
+        "hosts": [channel_layer_host("redis://10.0.0.9:6379/5")],
+        "prefix": "wizard-db5",
+    }
 
-    connection.close()
-    assert _synchronous_commit() == "on"  # web processes: every write is durable
-    relay_bookkeeping_without_flush()  # what a worker runs as it starts
-    try:
-        connection.close()
-        assert _synchronous_commit() == "off"
-    finally:
-        connection_created.disconnect(_relay_commits_skip_flush)
-        connection.close()
-    assert _synchronous_commit() == "on"
+
+def test_channel_layer_shards_are_the_listed_servers_in_their_order():
+    urls = ["redis://10.0.0.2:6379/3", "redis://10.0.0.1:6379/3"]
+
+    got = settings_of_new_process(
+        "CHANNEL_LAYERS", REDIS_URL="redis://10.0.0.9:6379/5", CHANNEL_LAYER_URLS=",".join(urls)
+    )
+
+    assert got["CHANNEL_LAYERS"]["default"]["CONFIG"] == {
+        "hosts": [channel_layer_host(url) for url in urls],
+        "prefix": "wizard-db5",  # after REDIS_URL's database, as with one server
+    }
+
+
+def test_behind_pgbouncer_no_server_side_cursors_and_no_prepared_statements():
+    url = "postgres://wizard@10.0.0.3:6432/wizard?prepare_threshold=5"
+    direct = settings_of_new_process("DATABASES", DATABASE_URL=url, DATABASE_PGBOUNCER=None)
+    pooled = settings_of_new_process("DATABASES", DATABASE_URL=url, DATABASE_PGBOUNCER="1")
+
+    assert "DISABLE_SERVER_SIDE_CURSORS" not in direct["DATABASES"]["default"]
+    assert direct["DATABASES"]["default"]["OPTIONS"]["prepare_threshold"] == 5
+    assert pooled["DATABASES"]["default"]["DISABLE_SERVER_SIDE_CURSORS"] is True
+    assert pooled["DATABASES"]["default"]["OPTIONS"]["prepare_threshold"] is None

@@ -7,7 +7,7 @@ channels are global to the Redis server), so only its own pushes arrive.
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -66,6 +66,50 @@ def history_insert_fails_for(user_id: int) -> Iterator[None]:
                 "ON onboarding_wizardstatushistory"
             )
             cursor.execute("DROP FUNCTION IF EXISTS test_refuse_history_insert()")
+
+
+@contextmanager
+def commits_noted() -> Iterator[Callable[[], list[tuple[str, str, str]]]]:
+    """Every committed write of an outbox row or a history entry notes the synchronous_commit
+    its transaction commits with: a deferred constraint trigger runs as the commit begins."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE test_commit_note "
+            "(id serial PRIMARY KEY, table_name text, operation text, synchronous_commit text)"
+        )
+        cursor.execute(
+            "CREATE FUNCTION test_note_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO test_commit_note (table_name, operation, synchronous_commit) "
+            "VALUES (TG_TABLE_NAME, TG_OP, current_setting('synchronous_commit')); "
+            "RETURN NULL; END $$"
+        )
+        for table in ("outbox_outboxevent", "onboarding_wizardstatushistory"):
+            cursor.execute(
+                f"CREATE CONSTRAINT TRIGGER test_note_commit AFTER INSERT OR UPDATE ON {table} "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_note_commit()"
+            )
+
+    def notes() -> list[tuple[str, str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT table_name, operation, synchronous_commit FROM test_commit_note ORDER BY id"
+            )
+            return [tuple(row) for row in cursor.fetchall()]
+
+    try:
+        yield notes
+    finally:
+        with connection.cursor() as cursor:
+            for table in ("outbox_outboxevent", "onboarding_wizardstatushistory"):
+                cursor.execute(f"DROP TRIGGER IF EXISTS test_note_commit ON {table}")
+            cursor.execute("DROP FUNCTION IF EXISTS test_note_commit() CASCADE")
+            cursor.execute("DROP TABLE IF EXISTS test_commit_note")
+
+
+def session_synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
 
 
 def between(moment: datetime | None, start: datetime, end: datetime) -> bool:
@@ -202,6 +246,26 @@ def test_deactivated_user_is_told_so_instead_of_a_status(pushes):
     assert [entry["version"] for entry in history_of(leaving)] == [1]
     assert [entry["version"] for entry in history_of(staying)] == [1]
     assert [row["relayed_at"] is not None for row in outbox_state(leaving)] == [True, True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relay_commits_skip_the_flush_and_leave_the_session_as_it_was(pushes):
+    ada = make_user()
+
+    with commits_noted() as notes:
+        services.profile_update(user_id=ada.pk, first_name="Ada")
+        report = outbox_relay()
+
+        assert report == RelayReport(claimed=1, relayed=1, pushed=1)
+        assert notes() == [
+            ("outbox_outboxevent", "INSERT", "on"),  # the write: durable
+            ("outbox_outboxevent", "UPDATE", "off"),  # the claim
+            ("onboarding_wizardstatushistory", "INSERT", "off"),  # committed with the claim
+            ("outbox_outboxevent", "UPDATE", "off"),  # the settle
+        ]
+    # Transaction-scoped: the next transaction on this connection (behind PgBouncer, perhaps
+    # another process's) commits durably.
+    assert session_synchronous_commit() == "on"
 
 
 # Failures.
