@@ -123,3 +123,8 @@ application = ProtocolTypeRouter(
         "websocket": OriginCheck(URLRouter(websocket_urlpatterns)),
     }
 )
+
+from config.heap import freeze_startup_heap, freeze_survivors_in_background  # noqa: E402
+
+freeze_startup_heap()
+freeze_survivors_in_background(whole_heap_growth=settings.GC_WHOLE_HEAP_GROWTH)

@@ -3,7 +3,7 @@ import re
 from collections.abc import Mapping
 
 from celery import Celery
-from celery.signals import task_prerun, worker_init
+from celery.signals import task_prerun, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -61,3 +61,11 @@ def reuse_healthy_connections(**kwargs) -> None:
 
     close_old_connections()
 
+
+@worker_ready.connect
+def freeze_worker_startup_heap(**kwargs) -> None:
+    """A full collection in the worker stalls the relay as one in a web process stalls its
+    sockets (config/heap.py)."""
+    from config.heap import freeze_startup_heap
+
+    freeze_startup_heap()

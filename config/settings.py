@@ -253,6 +253,10 @@ WEBSOCKET_RECONCILE_GRACE_SECONDS = 0.25  # for pushes in flight before reading 
 # Across every web process (realtime/socket_leases.py); a dead process's leases end this soon.
 WEBSOCKET_MAX_SOCKETS_PER_USER = env.int("WEBSOCKET_MAX_SOCKETS_PER_USER", default=20)
 WEBSOCKET_LEASE_SECONDS = env.float("WEBSOCKET_LEASE_SECONDS", default=15.0)
+# A web process walks its whole heap (every socket's objects) once its resident memory has grown
+# by this factor since the last such walk; otherwise full collections walk only new objects
+# (config/heap.py).
+GC_WHOLE_HEAP_GROWTH = env.float("GC_WHOLE_HEAP_GROWTH", default=1.5)
 
 # Quotas (onboarding/quotas.py), each N/period, with defaults a real user never meets.
 RATE_LIMIT_WRITES = env.str("RATE_LIMIT_WRITES", default="120/m")  # per user, all writes
