@@ -13,13 +13,15 @@ lost or added on the way. The same task renews the sockets' leases (realtime.soc
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from onboarding.selectors import socket_checks_get, wizard_statuses_get
+from onboarding.selectors import SocketsHeld, socket_checks_differing, wizard_statuses_get
+from realtime.metrics import RECONCILE_SECONDS
 from realtime.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from realtime.socket_leases import socket_leases_renew
 
@@ -31,6 +33,7 @@ class ReconciledSocket(Protocol):
     channel_name: str
     group_joined: bool
     known_version: int
+    credentials_generation: int
 
     async def join_group(self) -> None: ...
     def opened_before(self, credentials_generation: int) -> bool: ...
@@ -90,29 +93,50 @@ class SocketRegistry:
 
     async def reconcile(self) -> None:
         """Bring every registered socket up to the database's current status."""
+        started = time.perf_counter()
         sockets = {user_id: list(group) for user_id, group in self._by_user.items() if group}
         if not sockets:
             return
-        for consumer in (c for group in sockets.values() for c in group if not c.group_joined):
-            await consumer.join_group()
-        checks = await database_sync_to_async(socket_checks_get)(user_ids=list(sockets))
+        held = SocketsHeld(
+            user_ids=[], lowest_versions=[], highest_versions=[], oldest_generations=[]
+        )
+        for user_id, consumers in sockets.items():
+            held.user_ids.append(user_id)
+            if len(consumers) == 1:  # the usual case, without a list per user
+                [consumer] = consumers
+                if not consumer.group_joined:
+                    await consumer.join_group()
+                held.lowest_versions.append(consumer.known_version)
+                held.highest_versions.append(consumer.known_version)
+                held.oldest_generations.append(consumer.credentials_generation)
+                continue
+            for consumer in consumers:
+                if not consumer.group_joined:
+                    await consumer.join_group()
+            versions = [consumer.known_version for consumer in consumers]
+            held.lowest_versions.append(min(versions))
+            held.highest_versions.append(max(versions))
+            held.oldest_generations.append(min(c.credentials_generation for c in consumers))
+        query_started = time.perf_counter()
+        checks = await database_sync_to_async(socket_checks_differing)(held=held)
+        query_seconds = time.perf_counter() - query_started
         stale: list[int] = []
         ahead: list[int] = []
-        for user_id, consumers in sockets.items():
-            check = checks.get(user_id)
+        for user_id, check in checks.items():
+            consumers = sockets[user_id]
             if check is None or not check.is_active:
                 await _close_all(consumers, code=CLOSE_FORBIDDEN)
+                sockets[user_id] = []
                 continue
-            revoked, current = [], []
-            for consumer in consumers:
-                opened_before = consumer.opened_before(check.credentials_generation)
-                (revoked if opened_before else current).append(consumer)
+            revoked = [c for c in consumers if c.opened_before(check.credentials_generation)]
             await _close_all(revoked, code=CLOSE_UNAUTHENTICATED)
-            sockets[user_id] = current
-            if any(consumer.known_version < check.version for consumer in current):
+            consumers = sockets[user_id] = [c for c in consumers if c not in revoked]
+            if any(consumer.known_version < check.version for consumer in consumers):
                 stale.append(user_id)
-            if any(consumer.known_version > check.version for consumer in current):
+            if any(consumer.known_version > check.version for consumer in consumers):
                 ahead.append(user_id)  # or a change committed since that read: see below
+        RECONCILE_SECONDS.labels("query").observe(query_seconds)
+        RECONCILE_SECONDS.labels("loop").observe(time.perf_counter() - started - query_seconds)
         if not stale and not ahead:
             return
         # Most sockets found behind have their push on the way: give it a moment to land,
