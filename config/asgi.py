@@ -124,7 +124,12 @@ application = ProtocolTypeRouter(
     }
 )
 
-from config.heap import freeze_startup_heap, freeze_survivors_in_background  # noqa: E402
+from config.heap import (  # noqa: E402
+    freeze_startup_heap,
+    freeze_survivors_in_background,
+    web_modules_import,
+)
 
+web_modules_import()
 freeze_startup_heap()
 freeze_survivors_in_background(whole_heap_growth=settings.GC_WHOLE_HEAP_GROWTH)
