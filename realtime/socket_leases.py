@@ -81,16 +81,22 @@ async def socket_lease_give_back(*, user_id: int, socket: str) -> None:
         logger.debug("Could not give back a socket lease; it ends on its own", exc_info=True)
 
 
+# Users per renewal script. A script holds Redis for its whole run, every other client's
+# command waiting behind it (pushes, relay nudges): one over 10,000 users took 15-80 ms.
+RENEW_BATCH_USERS = 500
+
+
 async def socket_leases_renew(sockets_by_user: Mapping[int, Sequence[str]]) -> None:
     """Renew the leases of open sockets (and take them again after Redis lost them)."""
     users = [(user_id, sockets) for user_id, sockets in sockets_by_user.items() if sockets]
-    if not users:
-        return
-    arguments: list = [_lease_ms()]
-    for _, sockets in users:
-        arguments += [len(sockets), *sockets]
-    keys = [_key(user_id) for user_id, _ in users]
-    try:
-        await async_redis_client().eval(_RENEW_SCRIPT, len(keys), *keys, *arguments)
-    except _REDIS_ERRORS:
-        logger.warning("Could not renew socket leases", exc_info=True)
+    for start in range(0, len(users), RENEW_BATCH_USERS):
+        batch = users[start : start + RENEW_BATCH_USERS]
+        arguments: list = [_lease_ms()]
+        for _, sockets in batch:
+            arguments += [len(sockets), *sockets]
+        keys = [_key(user_id) for user_id, _ in batch]
+        try:
+            await async_redis_client().eval(_RENEW_SCRIPT, len(keys), *keys, *arguments)
+        except _REDIS_ERRORS:
+            logger.warning("Could not renew socket leases", exc_info=True)
+            return
