@@ -75,6 +75,28 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def server_cpu_seconds(program: str) -> dict[int, float]:
+    """CPU seconds of every process named `program` on this machine, by pid. A server's
+    exited children (PostgreSQL backends) count in their parent once it has reaped them."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == program:
+                found[int(entry.name)] = cpu_seconds(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def cpu_used(before: float | dict[int, float], after: float | dict[int, float]) -> float:
+    """CPU seconds between two samples of one process tree or of a server's processes."""
+    if isinstance(after, dict):
+        return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+    return after - before
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
@@ -198,7 +220,7 @@ async def open_sockets(ws_url: str, users, per_user: int):
     return sockets
 
 
-async def run(args) -> None:
+async def run(args) -> dict:
     admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     database_url = recreate_database(admin_url)
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
@@ -228,7 +250,7 @@ async def run(args) -> None:
         base = f"http://127.0.0.1:{port}"
         poll(lambda: http_ok(f"{base}/healthz"), timeout=60, what="the web process")
         poll(lambda: log_contains(tmp / "worker.log", "ready"), timeout=60, what="the worker")
-        await report(args, base, web.pid, users, procs, tmp)
+        return await report(args, base, web.pid, users, procs, tmp)
     finally:
         procs.stop()
         print(f"logs: {tmp}")
@@ -414,26 +436,38 @@ async def report(args, base: str, web_pid: int, users, procs: Processes, logs: P
             pass
 
     readers = [asyncio.create_task(read(uid, ws)) for uid, ws, _ in sockets]
-    # The writes come from a process of their own, so this one does nothing but read the
-    # sockets and notes each frame when it arrives, as a browser tab would.
+    # The writes come from processes of their own (each with its own users), so this one
+    # does nothing but read the sockets and note each frame when it arrives, as a tab would.
     spawn = multiprocessing.get_context("spawn")
     results = spawn.Queue()
-    writer = spawn.Process(
-        target=write_at_rate,
-        args=(args.via, base, dict(users), args.rate, args.duration, args.warmup, results),
+    rate = args.rate / args.writers
+    writers = [
+        spawn.Process(
+            target=write_at_rate,
+            args=(args.via, base, own, rate, args.duration, args.warmup, results),
+        )
+        for own in (dict(users[n :: args.writers]) for n in range(args.writers))
+    ]
+    print(
+        f"writing for {args.warmup:g} + {args.duration:g} s from {args.writers} process(es) "
+        f"(web pid {web_pid})",
+        flush=True,
     )
-    print(f"writing for {args.warmup:g} + {args.duration:g} s (web pid {web_pid})", flush=True)
-    writer.start()
-    measured_from = await asyncio.to_thread(results.get)
-    cpu_before = {name: tree_cpu_seconds(p.pid) for name, p in procs.procs.items()}
-    cpu_before["socket client"] = cpu_seconds(os.getpid(), reaped_children=False)
-    outcome = await asyncio.to_thread(results.get)
-    await asyncio.to_thread(writer.join)
+    for writer in writers:
+        writer.start()
+    started = [await asyncio.to_thread(results.get) for _ in writers]
+    measured_from = max(started)
+    cpu_before = cpu_sample(procs)
+    outcomes = [await asyncio.to_thread(results.get) for _ in writers]
+    for writer in writers:
+        await asyncio.to_thread(writer.join)
     print(f"writes made via         {args.via}")
-    cpu_after = {name: tree_cpu_seconds(p.pid) for name, p in procs.procs.items()}
-    cpu_after["socket client"] = cpu_seconds(os.getpid(), reaped_children=False)
-    cpu_before["http client"], cpu_after["http client"] = 0.0, outcome["cpu_seconds"]
-    errors, write_seconds, filled = outcome["errors"], outcome["seconds"], outcome["written"]
+    cpu_after = cpu_sample(procs)
+    cpu_before["writers"] = 0.0
+    cpu_after["writers"] = sum(outcome["cpu_seconds"] for outcome in outcomes)
+    errors = sum(outcome["errors"] for outcome in outcomes)
+    write_seconds = max(outcome["seconds"] for outcome in outcomes)
+    filled = sorted({user_id for outcome in outcomes for user_id in outcome["written"]})
     interval = 1.0 / args.rate
     # Let the last pushes arrive: wait until every written user's socket shows its status.
     deadline = time.monotonic() + 10
@@ -512,15 +546,99 @@ async def report(args, base: str, web_pid: int, users, procs: Processes, logs: P
         f"writes never delivered  {missed}   undone before their push {coalesced}   "
         f"outbox rows still pending {pending}"
     )
+    used = {name: cpu_used(cpu_before[name], cpu_after[name]) for name in cpu_after}
     busy = ", ".join(
-        f"{name} {100 * (cpu_after[name] - cpu_before[name]) / write_seconds:.0f}%"
-        for name in cpu_after
+        f"{name} {100 * seconds / write_seconds:.0f}%" for name, seconds in used.items()
     )
-    print(f"CPU while writing       {busy} (of 200% on two cores)")
+    print(f"CPU while writing       {busy} (of {100 * os.cpu_count()}%)")
+    per_change = ", ".join(
+        f"{name} {1000 * seconds / max(len(created), 1):.2f}" for name, seconds in used.items()
+    )
+    print(f"CPU ms per change       {per_change}")
+    print_reconciler(base)
     print(
         f"web RSS                 {rss_before} KiB -> {rss_after} KiB with sockets: "
         f"{per_socket_kib:.1f} KiB per idle socket"
     )
+    return {
+        "writes_per_s": len(created) / write_seconds,
+        "p50": statistics.median(latencies) if latencies else None,
+        "p95": percentile(latencies, 0.95) if latencies else None,
+        "p99": percentile(latencies, 0.99) if latencies else None,
+        "max": max(latencies) if latencies else None,
+        "missed": missed,
+        "rss_per_socket_kib": per_socket_kib,
+    }
+
+
+async def run_with_floor(args) -> None:
+    """The floor first, then the product, with the same sockets, rate and writers; the
+    product's figures are then printed beside the floor's."""
+    from tests.benchmark_floor import floor_print, floor_run
+
+    floor = await floor_run(
+        users=args.users,
+        rate=args.rate,
+        duration=args.duration,
+        warmup=args.warmup,
+        writers=args.writers,
+        web_processes=args.web_processes,
+    )
+    floor_print(floor)
+    print()
+    product = await run(args)
+    print()
+    print(f"{'':24s}{'floor':>10s}{'product':>10s}{'ratio':>8s}")
+    for key, label in (
+        ("writes_per_s", "changes/s delivered"),
+        ("p50", "commit->socket p50 ms"),
+        ("p95", "commit->socket p95 ms"),
+        ("p99", "commit->socket p99 ms"),
+        ("max", "commit->socket max ms"),
+        ("rss_per_socket_kib", "KiB per idle socket"),
+    ):
+        ours, theirs = product[key], floor[key]
+        if ours is None or theirs is None:
+            continue
+        print(f"{label:24s}{theirs:10.1f}{ours:10.1f}{ours / theirs:7.2f}x")
+
+
+def cpu_sample(procs: Processes) -> dict[str, float | dict[int, float]]:
+    sample: dict[str, float | dict[int, float]] = {
+        name: tree_cpu_seconds(proc.pid) for name, proc in procs.procs.items()
+    }
+    sample["socket client"] = cpu_seconds(os.getpid(), reaped_children=False)
+    sample["postgres"] = server_cpu_seconds("postgres")
+    sample["redis"] = server_cpu_seconds("redis-server")
+    return sample
+
+
+def print_reconciler(base: str) -> None:
+    """The reconciler's rounds in every web process, from /metrics: mean and the bucket
+    that holds the slowest round, for its query and for its pass on the event loop."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    for part in ("query", "loop"):
+        label = f'part="{part}"'
+        count = total = 0.0
+        buckets: list[tuple[float, float]] = []
+        for line in text.splitlines():
+            if label not in line or line.startswith("#"):
+                continue
+            name, value = line.rsplit(" ", 1)
+            if name.startswith("wizard_socket_reconcile_seconds_count"):
+                count = float(value)
+            elif name.startswith("wizard_socket_reconcile_seconds_sum"):
+                total = float(value)
+            elif name.startswith("wizard_socket_reconcile_seconds_bucket"):
+                bound = name.split('le="', 1)[1].split('"', 1)[0]
+                buckets.append((float(bound), float(value)))
+        if not count:
+            continue
+        slowest = min(bound for bound, seen in buckets if seen >= count)
+        print(
+            f"reconciler {part:6s}       {count:.0f} rounds, mean {1000 * total / count:.2f} ms, "
+            f"slowest <= {1000 * slowest:g} ms"
+        )
 
 
 def run_until_stopped(main_coroutine) -> None:
@@ -547,9 +665,18 @@ def main() -> None:
         default="http",
         help="how writes are made: PATCH over HTTP, the service function, or a lean SQL write",
     )
+    parser.add_argument(
+        "--writers", type=int, default=1, help="writer processes, each with its own users"
+    )
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--web-processes", type=int, default=2, help="uvicorn --workers")
-    run_until_stopped(run(parser.parse_args()))
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="first measure the same components with no business logic, then compare",
+    )
+    args = parser.parse_args()
+    run_until_stopped(run_with_floor(args) if args.floor else run(args))
 
 
 if __name__ == "__main__":
