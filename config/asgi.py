@@ -38,7 +38,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import WebsocketDenier  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.http.request import split_domain_port, validate_host  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
+from config.celery import app as celery_app  # noqa: E402
+from realtime.admission import HandshakeAdmission  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 logger = logging.getLogger("realtime.handshake")
@@ -120,16 +123,16 @@ def _for_log(value: str) -> str:
 application = ProtocolTypeRouter(
     {
         "http": WSGIMiddleware(django_http_app, workers=settings.HTTP_THREADS),
-        "websocket": OriginCheck(URLRouter(websocket_urlpatterns)),
+        "websocket": HandshakeAdmission(OriginCheck(URLRouter(websocket_urlpatterns))),
     }
 )
 
-from config.heap import (  # noqa: E402
-    freeze_startup_heap,
-    freeze_survivors_in_background,
-    web_modules_import,
-)
+from config.heap import freeze_startup_heap, freeze_survivors_in_background  # noqa: E402
 
-web_modules_import()
+# What would otherwise be imported at the first request, then frozen with the rest of
+# start-up: the URLconf with the API, its schemas and the admin, and Celery's configuration
+# (the first relay nudge).
+get_resolver().reverse_dict  # noqa: B018 - imported and built by the attribute
+celery_app.finalize(auto=True)
 freeze_startup_heap()
 freeze_survivors_in_background(whole_heap_growth=settings.GC_WHOLE_HEAP_GROWTH)

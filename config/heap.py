@@ -27,17 +27,6 @@ logger = logging.getLogger(__name__)
 _FULL = 2  # the oldest generation
 
 
-def web_modules_import() -> None:
-    """What a web process would otherwise import at its first request: the URLconf with the
-    API, its schemas and the admin, and Celery's configuration (the first relay nudge)."""
-    from django.urls import get_resolver
-
-    from config.celery import app
-
-    get_resolver().reverse_dict  # noqa: B018 - imported and built by the attribute
-    app.finalize(auto=True)
-
-
 def freeze_startup_heap() -> None:
     gc.collect()  # start-up's own garbage is freed, not frozen
     gc.freeze()

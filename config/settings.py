@@ -246,6 +246,8 @@ WEBSOCKET_MAX_FRAME_BYTES = 4096
 # Refreshes per user (all sockets, all processes), and other frames (ping, ...) per socket.
 WEBSOCKET_REFRESH_LIMIT = env.str("WEBSOCKET_REFRESH_LIMIT", default="10/10s")
 WEBSOCKET_MESSAGE_LIMIT = env.str("WEBSOCKET_MESSAGE_LIMIT", default="30/10s")
+# Handshakes a web process works on at once; past it, 503 at once (realtime/admission.py).
+WEBSOCKET_HANDSHAKE_CONCURRENCY = env.int("WEBSOCKET_HANDSHAKE_CONCURRENCY", default=64)
 # Handshakes per user (each reads the status for its first message); past it, 4429.
 WEBSOCKET_CONNECT_LIMIT = env.str("WEBSOCKET_CONNECT_LIMIT", default="60/m")
 WEBSOCKET_RECONCILE_INTERVAL_SECONDS = env.float("WEBSOCKET_RECONCILE_INTERVAL", default=2.0)

@@ -1,4 +1,4 @@
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 SOCKET_CONNECTIONS = Gauge(
     "wizard_socket_connections",
@@ -14,4 +14,9 @@ RECONCILE_SECONDS = Histogram(
     "One reconciliation round of a web process's sockets, by part",
     ["part"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+)
+
+HANDSHAKES_REFUSED = Counter(
+    "wizard_socket_handshakes_refused",
+    "Socket handshakes answered 503 because the process had as many in progress as it takes",
 )
