@@ -47,6 +47,7 @@ meets are lifted: handshakes, tickets and sockets per user.
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -472,6 +473,65 @@ async def deploy(web: WebProcess, db: DatabaseWork, timing: Deploy) -> None:
 
 
 @dataclass
+class Bystanders:
+    """Users whose sockets are on a second web process that no deploy touches, and whose
+    status keeps changing through the storm (`--bystanders`, `--bystander-rate`): the
+    latency of their pushes shows what the storm costs everyone else on the shared worker,
+    PostgreSQL and Redis."""
+
+    clients: list[Client]
+    port: int
+    rate: float
+    committed: dict[tuple[int, int], float] = field(default_factory=dict)  # time.time()
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (committed, ms)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def start(self) -> None:
+        url = f"ws://127.0.0.1:{self.port}/ws/wizard-status/"
+        for client in self.clients:
+            opened = await open_socket(f"{url}?token={client.token}", 30)
+            if opened.ws is None:
+                raise RuntimeError(f"a bystander socket did not open: {opened.outcome}")
+            client.ws = opened.ws
+            self.tasks.append(asyncio.create_task(self.read(client)))
+        self.tasks.append(asyncio.create_task(self.write()))
+
+    async def read(self, client: Client) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in client.ws:
+                message = json.loads(frame)
+                if message.get("type") == "wizard_status":
+                    received = time.time()
+                    committed = self.committed.pop((client.user_id, message["version"]), None)
+                    if committed is not None:
+                        self.latencies.append((committed, 1000 * (received - committed)))
+
+    async def write(self) -> None:
+        from tests.benchmark import _lean_profile_update, _next_value
+
+        filled: dict[int, bool] = {}
+        started = time.perf_counter()
+        for n, client in enumerate(itertools.cycle(self.clients)):
+            delay = started + n / self.rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            value = _next_value(filled, client.user_id)
+            version = await asyncio.to_thread(
+                _lean_profile_update, user_id=client.user_id, first_name=value
+            )
+            self.committed[(client.user_id, version)] = time.time()
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(c.ws.close() for c in self.clients if c.ws is not None))
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [ms for committed, ms in self.latencies if start <= committed < end]
+
+
+@dataclass
 class Storm:
     rule: str
     deploy: Deploy
@@ -482,6 +542,7 @@ class Storm:
     before: DbReading | None = None
     after: DbReading | None = None
     background: dict[str, float] = field(default_factory=dict)
+    bystander_ms: list[float] = field(default_factory=list)  # pushes while the storm lasted
 
 
 async def run_storm(
@@ -491,6 +552,7 @@ async def run_storm(
     auth: Auth,
     db: DatabaseWork,
     args: argparse.Namespace,
+    bystanders: Bystanders | None = None,
 ) -> Storm:
     """Restart the web process under the clients; wait until they are all back (or for
     `--storm-timeout` seconds at most), then `--quiet` seconds for the server to catch up."""
@@ -510,10 +572,12 @@ async def run_storm(
         for client in clients
     ]
     timing = Deploy()
+    storm_from = time.time()
     restart = asyncio.create_task(deploy(web, db, timing))
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(args.storm_timeout):
             await all_current.wait()
+    storm_to = time.time()
     await restart
     prometheus_dir = web.procs.env["PROMETHEUS_MULTIPROC_DIR"]
     gauge = open_sockets_gauge(prometheus_dir)
@@ -522,30 +586,38 @@ async def run_storm(
     for task in tasks:
         task.cancel()  # the sockets stay open for the next storm
     await asyncio.gather(*tasks, return_exceptions=True)
-    return Storm(rule, timing, [client.storm for client in clients], gauges)
+    storm = Storm(rule, timing, [client.storm for client in clients], gauges)
+    if bystanders is not None:
+        storm.bystander_ms = bystanders.between(storm_from, storm_to)
+    return storm
 
 
 async def measure(
-    args: argparse.Namespace, clients: list[Client], web: WebProcess, auth: Auth
-) -> list[Storm]:
+    args: argparse.Namespace,
+    clients: list[Client],
+    web: WebProcess,
+    auth: Auth,
+    bystanders: Bystanders | None = None,
+) -> tuple[list[Storm], list[float]]:
     """The storms, one after the other. Each one's database work is counted from the moment
     the old web process is gone to that moment of the next restart (or of the final stop)."""
     db = DatabaseWork(web.procs.env["DATABASE_URL"])
     await asyncio.sleep(STATS_FLUSH_SECONDS)  # until the opening handshakes' work is counted
-    idle_from = db.read()
+    idle_from, quiet_from = db.read(), time.time()
     await asyncio.sleep(args.baseline)
     background = rates_between(idle_from, db.read())
+    quiet_ms = bystanders.between(quiet_from, time.time()) if bystanders else []
     storms = []
     for rule in ("jitter", "fixed") if args.rule == "both" else (args.rule,):
         print(f"{rule}: restarting the web process under {len(clients)} sockets", flush=True)
-        storms.append(await run_storm(rule, clients, web, auth, db, args))
+        storms.append(await run_storm(rule, clients, web, auth, db, args, bystanders))
     await asyncio.gather(*(client.ws.close() for client in clients if client.ws is not None))
     last = await stop_web(web, db)
     db.conn.close()
     afters = [storm.deploy.stats_between for storm in storms[1:]] + [last]
     for storm, after in zip(storms, afters, strict=True):
         storm.before, storm.after, storm.background = storm.deploy.stats_between, after, background
-    return storms
+    return storms, quiet_ms
 
 
 def failed_first(record: StormRecord) -> int:
@@ -698,6 +770,24 @@ def print_table_scans(storms: list[Storm]) -> None:
         print(f"{table:<34}" + "".join(f"{f'{seq:.2f} + {idx:.2f}':>18}" for seq, idx in cells))
 
 
+def print_bystanders(bystanders: Bystanders, quiet_ms: list[float], storms: list[Storm]) -> None:
+    def figures(values: list[float]) -> str:
+        if not values:
+            return "none"
+        return (
+            f"p50 {statistics.median(values):.1f} / p99 {percentile(values, 0.99):.1f} / "
+            f"max {max(values):.1f} ms ({len(values)} pushes)"
+        )
+
+    print(
+        f"\nunrelated pushes: {len(bystanders.clients)} sockets on a web process no deploy "
+        f"touches, {bystanders.rate:g} changes/s, commit -> socket"
+    )
+    print(f"  {'before the storms':28s}{figures(quiet_ms)}")
+    for storm in storms:
+        print(f"  {'during the ' + storm.rule + ' storm':28s}{figures(storm.bystander_ms)}")
+
+
 def print_timeline(storms: list[Storm]) -> None:
     """Attempts and accepted handshakes per second since the SIGTERM, per rule."""
     print("\nper second since the SIGTERM: attempts / accepted handshakes")
@@ -726,13 +816,13 @@ def web_log_problems(logs: Path) -> Counter:
     return problems
 
 
-def raise_open_file_limit(clients: int) -> None:
+def raise_open_file_limit(clients: int, *, per_client: int) -> None:
     """Each client holds a socket and, with tickets, an HTTP connection."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
-    if soft != resource.RLIM_INFINITY and soft < 2 * clients + 100:
+    if soft != resource.RLIM_INFINITY and soft < per_client * clients + 100:
         raise SystemExit(f"the open-file limit ({soft}) is too low for {clients} clients")
 
 
@@ -781,25 +871,41 @@ def start_stack(procs: Processes, workdir: Path) -> WebProcess:
 
 
 async def run(args: argparse.Namespace) -> None:
-    raise_open_file_limit(args.clients)
+    raise_open_file_limit(args.clients, per_client=2 if args.auth == "ticket" else 1)
     admin_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     database_url = recreate_database(admin_url, STORM_DB)
     redis_url = STORM_REDIS_URL
     redis.Redis.from_url(redis_url).flushdb()  # no lease, ticket or task left from another run
     workdir = Path(tempfile.mkdtemp(prefix="wizard-storm-"))
     env = storm_environment(database_url, redis_url, workdir)
-    clients = prepare_database(args.clients, env)
+    everyone = prepare_database(args.clients + args.bystanders, env)
+    clients, others = everyone[: args.clients], everyone[args.clients :]
     procs = Processes(env, workdir)
     try:
         web = start_stack(procs, workdir)
-        await storms_reported(args, clients, web, workdir)
+        bystanders = None
+        if others:
+            # A web process of their own, which the deploys leave alone.
+            other = WebProcess(procs, free_port(), web.assignments, list(web.argv))
+            other.argv[other.argv.index(str(web.port))] = str(other.port)
+            other.assignments = {**web.assignments, "PORT": str(other.port)}
+            other.starts = 100
+            other.spawn()
+            await accepting(other.port)
+            bystanders = Bystanders(others, other.port, args.bystander_rate)
+            await bystanders.start()
+        await storms_reported(args, clients, web, workdir, bystanders)
     finally:
         procs.stop()
         print(f"logs: {workdir}")
 
 
 async def storms_reported(
-    args: argparse.Namespace, clients: list[Client], web: WebProcess, workdir: Path
+    args: argparse.Namespace,
+    clients: list[Client],
+    web: WebProcess,
+    workdir: Path,
+    bystanders: Bystanders | None = None,
 ) -> None:
     base = f"http://127.0.0.1:{web.port}"
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
@@ -810,8 +916,12 @@ async def storms_reported(
         auth = Auth(args.auth, ws_url, http, args.open_timeout)
         await open_all(clients, auth)
         print(f"{len(clients)} sockets open (auth {args.auth}); measuring", flush=True)
-        storms = await measure(args, clients, web, auth)
+        storms, quiet_ms = await measure(args, clients, web, auth, bystanders)
+        if bystanders is not None:
+            await bystanders.stop()
     print_table(storms, args.clients)
+    if bystanders is not None:
+        print_bystanders(bystanders, quiet_ms, storms)
     print_table_scans(storms)
     print_timeline(storms)
     background = storms[0].background
@@ -841,6 +951,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--baseline", type=float, default=3, help="seconds of idle stack measured beforehand"
+    )
+    parser.add_argument(
+        "--bystanders",
+        type=int,
+        default=0,
+        help="users with a socket on a second web process, their status changing throughout",
+    )
+    parser.add_argument(
+        "--bystander-rate", type=float, default=20, help="the bystanders' changes per second"
     )
     run_until_stopped(run(parser.parse_args()))
 

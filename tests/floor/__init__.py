@@ -1,0 +1,1 @@
+"""The floor benchmark's bare processes (tests/benchmark_floor.py): no Django, no business logic."""
