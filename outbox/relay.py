@@ -308,7 +308,7 @@ def outbox_relay_until_idle(
     commit's wake-up token and claims again at once, without a Celery round trip. After the
     flag is cleared one more claim picks up whatever committed before the clear (its nudge
     found the flag up); a commit after the clear queues a task. A run that spends its budget
-    hands over to a new task.
+    while commits come hands over to a new task, queued before this one ends.
     """
     batch_size = settings.OUTBOX_RELAY_BATCH_SIZE
     budget = settings.OUTBOX_RELAY_TIME_BUDGET_SECONDS if time_budget is None else time_budget
@@ -320,13 +320,21 @@ def outbox_relay_until_idle(
         total.add(report)
         if report.claimed:
             if time.monotonic() >= deadline:
-                nudge.relay_request_clear()
-                nudge.relay_request()
-                return total
+                return _hand_over(total)
             continue
         if flag_cleared:
             return total
         if idle_wait and nudge.wait_for_wake_up(until=min(deadline, time.monotonic() + idle_wait)):
             continue
+        if total.claimed and time.monotonic() >= deadline:
+            # Busy until the wait ran into the budget: the successor is queued now, while
+            # nothing waits for it, not by the next commit (a Celery hop behind it).
+            return _hand_over(total)
         nudge.relay_request_clear()
         flag_cleared = True
+
+
+def _hand_over(total: RelayReport) -> RelayReport:
+    nudge.relay_request_clear()
+    nudge.relay_request()
+    return total

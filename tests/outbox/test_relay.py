@@ -569,3 +569,42 @@ def test_a_relay_run_that_spends_its_budget_hands_over_to_a_new_task(pushes, nud
     assert nudges.exists(RELAY_REQUESTED_KEY) == 1
     [queued] = nudges.lrange(CELERY_QUEUE, 0, -1)
     assert json.loads(queued)["headers"]["task"] == "outbox.relay"
+
+
+@pytest.mark.django_db
+def test_a_busy_run_whose_wait_reaches_its_budget_queues_its_successor_before_ending(
+    pushes, nudges, settings, monkeypatch
+):
+    """Under a steady stream the run's last wait ends at its budget: the next task is queued
+    then, not by the next commit after the flag is down (a Celery hop behind that commit)."""
+    user = make_user()
+    services.profile_update(user_id=user.pk, first_name="Ada")
+    nudges.set(RELAY_REQUESTED_KEY, 1)
+    nudges.delete(CELERY_QUEUE)
+    clock = [1000.0]
+    monkeypatch.setattr("outbox.relay.time.monotonic", lambda: clock[0])
+
+    def no_commit_until_the_budget(*, until: float) -> bool:
+        clock[0] = until
+        return False
+
+    monkeypatch.setattr("outbox.relay.nudge.wait_for_wake_up", no_commit_until_the_budget)
+    # The budget ends before the idle wait would: the wait runs into it.
+    report = outbox_relay_until_idle(time_budget=1, idle_wait=2)
+
+    assert report == RelayReport(claimed=1, relayed=1, pushed=1)
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 1
+    [queued] = nudges.lrange(CELERY_QUEUE, 0, -1)
+    assert json.loads(queued)["headers"]["task"] == "outbox.relay"
+
+
+@pytest.mark.django_db
+def test_an_idle_run_ends_with_the_flag_down_and_queues_nothing(
+    pushes, nudges, settings, monkeypatch
+):
+    nudges.set(RELAY_REQUESTED_KEY, 1)
+    nudges.delete(CELERY_QUEUE)
+    monkeypatch.setattr("outbox.relay.nudge.wait_for_wake_up", lambda *, until: False)
+    assert outbox_relay_until_idle(time_budget=5, idle_wait=2) == RelayReport()
+    assert nudges.exists(RELAY_REQUESTED_KEY) == 0
+    assert nudges.llen(CELERY_QUEUE) == 0
