@@ -652,8 +652,8 @@ def run_until_stopped(main_coroutine) -> None:
     asyncio.run(main_coroutine)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def load_arguments(parser: argparse.ArgumentParser, *, web_processes: int) -> None:
+    """The load both benchmarks take: sockets, rate, duration, writers, processes."""
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50, help="writes per second")
     parser.add_argument("--duration", type=float, default=20, help="seconds of writing")
@@ -661,16 +661,23 @@ def main() -> None:
         "--warmup", type=float, default=3, help="seconds of writing before the measured ones"
     )
     parser.add_argument(
+        "--writers", type=int, default=1, help="writer processes, each with its own users"
+    )
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--web-processes", type=int, default=web_processes, help="uvicorn --workers"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    load_arguments(parser, web_processes=2)
+    parser.add_argument(
         "--via",
         choices=("http", "service", "lean"),
         default="http",
         help="how writes are made: PATCH over HTTP, the service function, or a lean SQL write",
     )
-    parser.add_argument(
-        "--writers", type=int, default=1, help="writer processes, each with its own users"
-    )
-    parser.add_argument("--worker-concurrency", type=int, default=2)
-    parser.add_argument("--web-processes", type=int, default=2, help="uvicorn --workers")
     parser.add_argument(
         "--floor",
         action="store_true",

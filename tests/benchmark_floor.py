@@ -53,6 +53,7 @@ from tests.benchmark import (
     cpu_used,
     free_port,
     http_ok,
+    load_arguments,
     log_contains,
     percentile,
     poll,
@@ -429,15 +430,7 @@ async def _main(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=50, help="writes per second")
-    parser.add_argument("--duration", type=float, default=20, help="seconds of writing")
-    parser.add_argument(
-        "--warmup", type=float, default=3, help="seconds of writing before the measured ones"
-    )
-    parser.add_argument("--writers", type=int, default=1, help="writer processes")
-    parser.add_argument("--worker-concurrency", type=int, default=2)
-    parser.add_argument("--web-processes", type=int, default=1, help="uvicorn --workers")
+    load_arguments(parser, web_processes=1)
     run_until_stopped(_main(parser.parse_args()))
 
 

@@ -26,12 +26,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import redis
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -227,6 +228,43 @@ class ManagedProcess:
         """SIGTERM, then SIGKILL if still running after `timeout` seconds."""
         self.terminate()
         return self.finish(time.monotonic() + timeout)
+
+
+@contextlib.contextmanager
+def redis_server(
+    *, workdir: Path, port: int, url: str, options: Sequence[str] = (), describe: str = "Redis"
+) -> Iterator[subprocess.Popen]:
+    """A redis-server of the caller's own on `port` (no persistence, its log in `workdir`),
+    answering `url`'s ping before this yields; stopped on the way out."""
+    with (workdir / "redis.log").open("ab") as log:
+        process = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(port), "--bind", "127.0.0.1", *options),
+                *("--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise HarnessError(f"redis-server exited {process.returncode}")
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    try:
+        wait_until(up, READY_TIMEOUT_SECONDS, describe=describe)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
 def procfile_command(

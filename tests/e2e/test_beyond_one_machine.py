@@ -35,6 +35,7 @@ from tests.e2e.harness import (
     ManagedProcess,
     async_wait_until,
     free_port,
+    redis_server,
     wait_until,
 )
 
@@ -90,35 +91,8 @@ def second_redis(tmp_path_factory) -> Iterator[str]:
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     workdir = tmp_path_factory.mktemp("second-redis")
-    with (workdir / "redis.log").open("ab") as log:
-        process = subprocess.Popen(
-            [
-                *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server exited {process.returncode}")
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
-    try:
-        wait_until(up, READY_TIMEOUT_SECONDS, describe="second Redis")
+    with redis_server(workdir=workdir, port=port, url=url, describe="second Redis"):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
 def _pgbouncer_user() -> list[str]:

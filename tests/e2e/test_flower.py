@@ -8,20 +8,18 @@ then the real ones, and any of them could carry the password in its broker URL.
 import secrets
 import shutil
 import socket
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import redis
 
 from tests.e2e.harness import (
     READY_TIMEOUT_SECONDS,
-    STOP_TIMEOUT_SECONDS,
     Harness,
     ManagedProcess,
     free_port,
+    redis_server,
     wait_until,
 )
 
@@ -70,36 +68,14 @@ def password_redis(tmp_path_factory) -> Iterator[PasswordRedis]:
         pytest.fail("redis-server is not installed: the test starts a Redis with a password")
     server = PasswordRedis(port=free_port(), password=secrets.token_hex(16))
     workdir = tmp_path_factory.mktemp("redis-with-password")
-    with (workdir / "redis.log").open("ab") as log:
-        process = subprocess.Popen(
-            [
-                *("redis-server", "--port", str(server.port), "--bind", "127.0.0.1"),
-                *("--requirepass", server.password, "--save", "", "--appendonly", "no"),
-                *("--daemonize", "no", "--dir", str(workdir)),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server exited {process.returncode}")
-        client = redis.Redis.from_url(server.url, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
-    try:
-        wait_until(up, READY_TIMEOUT_SECONDS, describe="Redis with a password")
+    with redis_server(
+        workdir=workdir,
+        port=server.port,
+        url=server.url,
+        options=("--requirepass", server.password),
+        describe="Redis with a password",
+    ):
         yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
 @pytest.fixture(scope="module")
