@@ -29,8 +29,9 @@ class HandshakeAdmission:
         if self.in_progress >= settings.WEBSOCKET_HANDSHAKE_CONCURRENCY:
             HANDSHAKES_REFUSED.inc()
             await receive()  # websocket.connect
-            await send({"type": "websocket.http.response.start", "status": 503,
-                        "headers": _BUSY_HEADERS})  # fmt: skip
+            await send(
+                {"type": "websocket.http.response.start", "status": 503, "headers": _BUSY_HEADERS}
+            )
             await send({"type": "websocket.http.response.body", "body": b"Busy; retry.\n"})
             return
         self.in_progress += 1

@@ -101,19 +101,11 @@ class SocketRegistry:
             user_ids=[], lowest_versions=[], highest_versions=[], oldest_generations=[]
         )
         for user_id, consumers in sockets.items():
-            held.user_ids.append(user_id)
-            if len(consumers) == 1:  # the usual case, without a list per user
-                [consumer] = consumers
-                if not consumer.group_joined:
-                    await consumer.join_group()
-                held.lowest_versions.append(consumer.known_version)
-                held.highest_versions.append(consumer.known_version)
-                held.oldest_generations.append(consumer.credentials_generation)
-                continue
             for consumer in consumers:
                 if not consumer.group_joined:
                     await consumer.join_group()
             versions = [consumer.known_version for consumer in consumers]
+            held.user_ids.append(user_id)
             held.lowest_versions.append(min(versions))
             held.highest_versions.append(max(versions))
             held.oldest_generations.append(min(c.credentials_generation for c in consumers))

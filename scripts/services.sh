@@ -40,26 +40,22 @@ ensure_redis() {
     wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
 }
 
-ensure_chromium() {  # Debian's Chromium for the browser tests (Playwright drives it)
-    if [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then return 0; fi
+ensure_debian_binary() {  # $1: the binary's path, $2: its Debian package; installed as root
+    if [ -x "$1" ]; then return 0; fi
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "Chromium is missing at ${CHROMIUM:-/usr/bin/chromium}: apt-get install chromium" \
-             "(or set CHROMIUM to a Chromium binary)" >&2
+        echo "$2 is missing at $1: apt-get install $2" >&2
         return 1
     fi
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
+ensure_chromium() {  # Debian's Chromium for the browser tests (Playwright drives it)
+    ensure_debian_binary "${CHROMIUM:-/usr/bin/chromium}" chromium
 }
 
 ensure_pgbouncer() {  # Debian's PgBouncer for the end-to-end tests (each starts its own)
-    if [ -x "${PGBOUNCER:-/usr/sbin/pgbouncer}" ]; then return 0; fi
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "PgBouncer is missing at ${PGBOUNCER:-/usr/sbin/pgbouncer}: apt-get install pgbouncer" \
-             "(or set PGBOUNCER to a PgBouncer binary)" >&2
-        return 1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    ensure_debian_binary "${PGBOUNCER:-/usr/sbin/pgbouncer}" pgbouncer
 }
 
 ensure_client_packages() {  # the browser client's test dependencies (React, Vue, TypeScript)

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -281,7 +281,7 @@ def write_at_rate(
 
     `via` "http": PATCH /api/v1/accounts/me. `via` "service": call the service function the
     endpoint calls (same transaction, outbox row and nudge after commit) without HTTP.
-    `via` "lean": `_lean_profile_update`. The last two load the relay and the sockets beyond
+    `via` "lean": `lean_profile_update`. The last two load the relay and the sockets beyond
     what Django can serve over HTTP on this machine.
     The first `warmup` seconds of writes warm the processes up (connections, caches) and are
     left out of the figures: the main process is told when the measured writes begin.
@@ -303,7 +303,7 @@ def write_at_rate(
     results.put(outcome)
 
 
-def _next_value(filled: dict[int, bool], user_id: int) -> str:
+def next_first_name(filled: dict[int, bool], user_id: int) -> str:
     filled[user_id] = not filled.get(user_id, False)
     return "Bench" if filled[user_id] else ""
 
@@ -321,7 +321,7 @@ async def _at_rate(rate: float, duration: float, write) -> float:
     return time.perf_counter() - started
 
 
-def _round_robin(user_ids) -> Iterator[int]:
+def round_robin(user_ids) -> Iterator[int]:
     """Users in shuffled rounds: with 1,000 users at 400 writes/s each is written every 2.5 s,
     so no two writes of one user share a relay batch and each write gets a push of its own
     (a write undone by the next one in the same batch would get none)."""
@@ -333,7 +333,7 @@ def _round_robin(user_ids) -> Iterator[int]:
 
 async def _http_writes(base, tokens, rate, duration, filled) -> dict:
     errors = 0
-    next_user = _round_robin(tokens)
+    next_user = round_robin(tokens)
     in_flight = asyncio.Semaphore(64)  # past this, requests wait here, not in timeouts
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
@@ -345,7 +345,7 @@ async def _http_writes(base, tokens, rate, duration, filled) -> dict:
                 try:
                     response = await client.patch(
                         "/api/v1/accounts/me",
-                        json={"first_name": _next_value(filled, user_id)},
+                        json={"first_name": next_first_name(filled, user_id)},
                         headers={"Authorization": f"Bearer {tokens[user_id]}"},
                     )
                 except httpx.HTTPError:
@@ -358,7 +358,7 @@ async def _http_writes(base, tokens, rate, duration, filled) -> dict:
     return {"errors": errors, "seconds": seconds}
 
 
-def _lean_profile_update(*, user_id: int, first_name: str) -> int:
+def lean_profile_update(*, user_id: int, first_name: str) -> int:
     """`profile_update` with one hand-written UPDATE in place of the ORM's lock, read and
     save (~3 ms less CPU per write): the outbox row and the nudge after commit are the real
     ones. For loading the relay and the sockets at rates one Django process cannot write."""
@@ -394,17 +394,27 @@ def _direct_writes(via, tokens, rate, duration, filled) -> dict:
         setup_django(os.environ["DATABASE_URL"], {"DATABASE_POOL": "0", "CONN_MAX_AGE": "600"})
     from onboarding.services import profile_update
 
-    write = profile_update if via == "service" else _lean_profile_update
-    next_user = _round_robin(tokens)
+    write = profile_update if via == "service" else lean_profile_update
+    next_user = round_robin(tokens)
+
+    def write_next() -> None:
+        user_id = next(next_user)
+        write(user_id=user_id, first_name=next_first_name(filled, user_id))
+
+    return {"errors": 0, "seconds": paced(rate, duration, write_next)}
+
+
+def paced(rate: float, duration: float, write: Callable[[], None]) -> float:
+    """`write()` `rate` times a second, one after another, on schedule (catching up when
+    behind); the seconds taken."""
     pause = threading.Event()
     started = time.perf_counter()
     for n in range(int(rate * duration)):
         delay = started + n / rate - time.perf_counter()
         if delay > 0:
             pause.wait(delay)
-        user_id = next(next_user)
-        write(user_id=user_id, first_name=_next_value(filled, user_id))
-    return {"errors": 0, "seconds": time.perf_counter() - started}
+        write()
+    return time.perf_counter() - started
 
 
 async def report(args, base: str, web_pid: int, users, procs: Processes, logs: Path) -> None:
@@ -577,14 +587,7 @@ async def run_with_floor(args) -> None:
     product's figures are then printed beside the floor's."""
     from tests.benchmark_floor import floor_print, floor_run
 
-    floor = await floor_run(
-        users=args.users,
-        rate=args.rate,
-        duration=args.duration,
-        warmup=args.warmup,
-        writers=args.writers,
-        web_processes=args.web_processes,
-    )
+    floor = await floor_run(**load_of(args))
     floor_print(floor)
     print()
     product = await run(args)
@@ -667,6 +670,20 @@ def load_arguments(parser: argparse.ArgumentParser, *, web_processes: int) -> No
     parser.add_argument(
         "--web-processes", type=int, default=web_processes, help="uvicorn --workers"
     )
+
+
+def load_of(args: argparse.Namespace) -> dict:
+    """The `load_arguments` given, as keyword arguments."""
+    names = (
+        "users",
+        "rate",
+        "duration",
+        "warmup",
+        "writers",
+        "worker_concurrency",
+        "web_processes",
+    )
+    return {name: getattr(args, name) for name in names}
 
 
 def main() -> None:

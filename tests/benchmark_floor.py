@@ -30,6 +30,7 @@ database and the Redis database; each run's Celery queue and layer prefix are it
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -37,9 +38,7 @@ import queue
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -48,16 +47,18 @@ import websockets
 
 from tests.benchmark import (
     Processes,
-    _round_robin,
     cpu_seconds,
     cpu_used,
     free_port,
     http_ok,
     load_arguments,
+    load_of,
     log_contains,
+    paced,
     percentile,
     poll,
     recreate_database,
+    round_robin,
     rss_kib,
     run_until_stopped,
     server_cpu_seconds,
@@ -222,6 +223,9 @@ async def _measure(
 
     frames: list[tuple[int, float]] = []  # (event id, unix time read), every push frame
     misrouted = 0
+    # Once the writers are done: the events committed but not read yet, and when none is left.
+    unread: set[int] | None = None
+    all_read = asyncio.Event()
 
     async def read(user_id: int, ws) -> None:
         nonlocal misrouted
@@ -231,6 +235,10 @@ async def _measure(
                 if message.get("type") == "floor.push":
                     frames.append((message["event_id"], time.time()))
                     misrouted += message["user_id"] != user_id
+                    if unread is not None:
+                        unread.discard(message["event_id"])
+                        if not unread:
+                            all_read.set()
         except websockets.ConnectionClosed:
             pass
 
@@ -269,9 +277,11 @@ async def _measure(
             for outcome in outcomes
             for event_id, user_id, created in outcome["events"]
         }
-        deadline = time.monotonic() + 10  # the last pushes, or give up on them
-        while time.monotonic() < deadline and not committed.keys() <= {e for e, _ in frames}:
-            await asyncio.sleep(0.05)
+        unread = set(committed) - {event_id for event_id, _ in frames}
+        if not unread:
+            all_read.set()
+        with contextlib.suppress(TimeoutError):  # the last pushes, or give up on them
+            await asyncio.wait_for(all_read.wait(), timeout=10)
     finally:
         await asyncio.gather(*(ws.close() for _, ws in sockets), return_exceptions=True)
         for task in readers:
@@ -335,19 +345,6 @@ def _next_result(results, writer_procs) -> tuple[str, object]:
                 raise RuntimeError(f"writer process failed: {', '.join(failed)}") from None
 
 
-def _paced(rate: float, duration: float, write: Callable[[], None]) -> float:
-    """`write()` `rate` times a second, one after another on one connection, on schedule
-    (catching up when behind) as tests/benchmark.py's direct writes; the seconds taken."""
-    pause = threading.Event()
-    started = time.perf_counter()
-    for n in range(int(rate * duration)):
-        delay = started + n / rate - time.perf_counter()
-        if delay > 0:
-            pause.wait(delay)
-        write()
-    return time.perf_counter() - started
-
-
 def _write_at_rate(
     database_url, floor_env, user_ids, rate, duration, warmup, barrier, results
 ) -> None:
@@ -358,7 +355,7 @@ def _write_at_rate(
     os.environ.update(floor_env)  # read by the Celery app as it is imported
     from tests.floor.worker import push
 
-    next_user = _round_robin(user_ids)
+    next_user = round_robin(user_ids)
     events: list[tuple[int, int, float]] = []
     with psycopg.connect(database_url) as conn:
 
@@ -371,12 +368,12 @@ def _write_at_rate(
             events.append((event_id, user_id, created))
 
         barrier.wait(timeout=60)
-        _paced(rate, warmup, write)
+        paced(rate, warmup, write)
         barrier.wait(timeout=60)
         events.clear()
         cpu_from = time.process_time()
         results.put(("measured", time.time()))
-        seconds = _paced(rate, duration, write)
+        seconds = paced(rate, duration, write)
         cpu_seconds_used = time.process_time() - cpu_from
     results.put(("done", {"events": events, "seconds": seconds, "cpu_seconds": cpu_seconds_used}))
 
@@ -416,15 +413,7 @@ async def _main(args) -> None:
         f"{args.duration:g} s (load average {os.getloadavg()[0]:.2f})",
         flush=True,
     )
-    figures = await floor_run(
-        users=args.users,
-        rate=args.rate,
-        duration=args.duration,
-        warmup=args.warmup,
-        writers=args.writers,
-        web_processes=args.web_processes,
-        worker_concurrency=args.worker_concurrency,
-    )
+    figures = await floor_run(**load_of(args))
     floor_print(figures)
 
 

@@ -507,7 +507,7 @@ class Bystanders:
                         self.latencies.append((committed, 1000 * (received - committed)))
 
     async def write(self) -> None:
-        from tests.benchmark import _lean_profile_update, _next_value
+        from tests.benchmark import lean_profile_update, next_first_name
 
         filled: dict[int, bool] = {}
         started = time.perf_counter()
@@ -515,9 +515,9 @@ class Bystanders:
             delay = started + n / self.rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            value = _next_value(filled, client.user_id)
+            value = next_first_name(filled, client.user_id)
             version = await asyncio.to_thread(
-                _lean_profile_update, user_id=client.user_id, first_name=value
+                lean_profile_update, user_id=client.user_id, first_name=value
             )
             self.committed[(client.user_id, version)] = time.time()
 

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -230,28 +230,50 @@ class ManagedProcess:
         return self.finish(time.monotonic() + timeout)
 
 
-@contextlib.contextmanager
-def redis_server(
-    *, workdir: Path, port: int, url: str, options: Sequence[str] = (), describe: str = "Redis"
-) -> Iterator[subprocess.Popen]:
-    """A redis-server of the caller's own on `port` (no persistence, its log in `workdir`),
-    answering `url`'s ping before this yields; stopped on the way out."""
-    with (workdir / "redis.log").open("ab") as log:
-        process = subprocess.Popen(
-            [
-                *("redis-server", "--port", str(port), "--bind", "127.0.0.1", *options),
-                *("--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+@dataclass
+class PrivateRedis:
+    """A redis-server of a test's own on a loopback port: no persistence, its log in
+    `workdir`; `--requirepass` when it has a password. A context manager: started, stopped."""
 
-    def up() -> bool:
-        if process.poll() is not None:
-            raise HarnessError(f"redis-server exited {process.returncode}")
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    port: int
+    workdir: Path
+    password: str | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        if self.alive:
+            raise HarnessError("the private Redis is already running")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        password = ("--requirepass", self.password) if self.password else ()
+        with (self.workdir / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1", *password),
+                    *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+                    *("--dir", str(self.workdir)),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until(self.up, READY_TIMEOUT_SECONDS, describe="private Redis")
+
+    def up(self) -> bool:
+        if not self.alive:
+            if self.process is not None:
+                raise HarnessError(f"redis-server exited {self.process.returncode}")
+            return False
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         try:
             return bool(client.ping())
         except redis.RedisError:
@@ -259,12 +281,25 @@ def redis_server(
         finally:
             client.close()
 
-    try:
-        wait_until(up, READY_TIMEOUT_SECONDS, describe=describe)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    def kill(self) -> None:
+        """SIGKILL: every connection drops, every key and subscription is gone."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+    def stop(self) -> None:
+        if self.alive:
+            self.process.terminate()
+            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+    def __enter__(self) -> "PrivateRedis":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
 
 
 def procfile_command(

@@ -33,9 +33,9 @@ from tests.e2e.harness import (
     READY_TIMEOUT_SECONDS,
     STOP_TIMEOUT_SECONDS,
     ManagedProcess,
+    PrivateRedis,
     async_wait_until,
     free_port,
-    redis_server,
     wait_until,
 )
 
@@ -87,12 +87,11 @@ class Stack:
 def second_redis(tmp_path_factory) -> Iterator[str]:
     """A redis-server of this module's own: no persistence, stopped at the end."""
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed: the test starts a second Redis")
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    workdir = tmp_path_factory.mktemp("second-redis")
-    with redis_server(workdir=workdir, port=port, url=url, describe="second Redis"):
-        yield url
+        # The test command installs and starts Redis (scripts/services.sh): its absence is a
+        # broken test machine, not a pass.
+        pytest.fail("redis-server is not installed: the test starts a second Redis")
+    with PrivateRedis(port=free_port(), workdir=tmp_path_factory.mktemp("second-redis")) as server:
+        yield server.url
 
 
 def _pgbouncer_user() -> list[str]:
@@ -102,7 +101,7 @@ def _pgbouncer_user() -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("running as root and there is no postgres user for PgBouncer to run as")
+        pytest.fail("running as root and there is no postgres user for PgBouncer to run as")
     return ["-u", "postgres"]
 
 
@@ -110,7 +109,10 @@ def _pgbouncer_user() -> list[str]:
 def pgbouncer(django_db_setup) -> Iterator[Bouncer]:
     """PgBouncer in transaction mode in front of the test database, on a free port."""
     if not os.access(PGBOUNCER, os.X_OK):
-        pytest.skip(f"PgBouncer is not installed at {PGBOUNCER} (apt-get install pgbouncer)")
+        pytest.fail(
+            f"PgBouncer is not installed at {PGBOUNCER}: scripts/test installs it when run as "
+            "root, or apt-get install pgbouncer (or set PGBOUNCER to a PgBouncer binary)"
+        )
     run_as = _pgbouncer_user()
     database = settings.DATABASES["default"]
     bouncer = Bouncer(port=free_port(), database=database["NAME"], log_path=Path())

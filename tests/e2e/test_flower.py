@@ -18,8 +18,8 @@ from tests.e2e.harness import (
     READY_TIMEOUT_SECONDS,
     Harness,
     ManagedProcess,
+    PrivateRedis,
     free_port,
-    redis_server,
     wait_until,
 )
 
@@ -34,19 +34,9 @@ START_TIMEOUT_SECONDS = 2 * READY_TIMEOUT_SECONDS
 
 
 @dataclass
-class PasswordRedis:
-    port: int
-    password: str
-
-    @property
-    def url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
-
-
-@dataclass
 class Flower:
     harness: Harness
-    redis: PasswordRedis
+    redis: PrivateRedis
     worker: ManagedProcess
     flower: ManagedProcess  # FLOWER_BASIC_AUTH set
     development_flower: ManagedProcess  # DEBUG on, FLOWER_BASIC_AUTH unset
@@ -60,21 +50,14 @@ class Flower:
 
 
 @pytest.fixture(scope="module")
-def password_redis(tmp_path_factory) -> Iterator[PasswordRedis]:
+def password_redis(tmp_path_factory) -> Iterator[PrivateRedis]:
     """A redis-server that answers only with its password; no persistence, its own folder."""
     if shutil.which("redis-server") is None:
         # The test command needs redis-server anyway (scripts/services.sh): its absence is a
         # broken test machine, not a pass.
         pytest.fail("redis-server is not installed: the test starts a Redis with a password")
-    server = PasswordRedis(port=free_port(), password=secrets.token_hex(16))
     workdir = tmp_path_factory.mktemp("redis-with-password")
-    with redis_server(
-        workdir=workdir,
-        port=server.port,
-        url=server.url,
-        options=("--requirepass", server.password),
-        describe="Redis with a password",
-    ):
+    with PrivateRedis(port=free_port(), workdir=workdir, password=secrets.token_hex(16)) as server:
         yield server
 
 

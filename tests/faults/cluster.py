@@ -11,14 +11,13 @@ server run as the `postgres` system user (`runuser`), with the data directory ow
     cluster.kill_redis(); ...; cluster.start_redis()   # Redis unreachable for a while
     cluster.destroy()                       # stop both, delete the directory
 
-`PrivateRedis` alone is a throwaway Redis for tests that kill it (tests/outbox).
+Its Redis is `tests.e2e.harness.PrivateRedis`, which end-to-end tests also use alone.
 """
 
 import contextlib
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-import redis
 
-from tests.e2e.harness import PROJECT_ROOT, HarnessError, free_port, wait_until
+from tests.e2e.harness import PROJECT_ROOT, PrivateRedis, free_port, wait_until
 
 PG_USER = "postgres"  # the system user the server runs as, and the database superuser
 DATABASE_NAME = "wizard_faults"
@@ -63,7 +61,7 @@ def _private_port() -> int:
 class PrivateCluster:
     workdir: Path
     pg_port: int
-    redis: "PrivateRedis"
+    redis: PrivateRedis
     keep: bool = False
     _owns_workdir: bool = field(default=True, repr=False)
 
@@ -253,74 +251,3 @@ class PrivateCluster:
         if self._owns_workdir and not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-
-@dataclass
-class PrivateRedis:
-    """A redis-server of our own on a loopback port: no persistence, killed with SIGKILL."""
-
-    port: int
-    workdir: Path
-    process: subprocess.Popen | None = field(default=None, repr=False)
-
-    @classmethod
-    def create(cls, *, workdir: Path) -> "PrivateRedis":
-        server = cls(port=_private_port(), workdir=workdir)
-        server.start()
-        return server
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self) -> None:
-        if self.alive:
-            raise ClusterError("the private Redis is already running")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with (self.workdir / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    "redis-server",
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--dir",
-                    str(self.workdir),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_until(self.up, START_TIMEOUT_SECONDS, describe="private Redis")
-
-    def up(self) -> bool:
-        if not self.alive:
-            if self.process is not None:
-                raise HarnessError(f"redis-server exited {self.process.returncode}")
-            return False
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        """SIGKILL: every connection drops, every key and subscription is gone."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
