@@ -141,10 +141,11 @@ def wizard_statuses_get(*, user_ids: Sequence[int]) -> dict[int, WizardStatus]:
 
 @dataclass(frozen=True, slots=True)
 class SocketOpening:
-    """What a socket's handshake reads: the user's snapshot, and whether the sign-in its
-    token names is still live (None when no sign-in was asked about)."""
+    """What a socket's handshake reads: the user's current status (with the account's activity
+    and credentials generation), and whether the sign-in its token names is still live (None
+    when no sign-in was asked about)."""
 
-    snapshot: OnboardingSnapshot
+    status: WizardStatus
     sign_in_live: bool | None
 
 
@@ -166,7 +167,8 @@ def socket_opening_get(*, user_id: int, sign_in_id: int | None = None) -> Socket
         return None
     [row] = rows
     live = None if sign_in_id is None else bool(row["sign_in_live"])
-    return SocketOpening(snapshot=_snapshot(row), sign_in_live=live)
+    status = compute_wizard_status(_snapshot(row), computed_at=timezone.now())
+    return SocketOpening(status=status, sign_in_live=live)
 
 
 @dataclass(frozen=True, slots=True)

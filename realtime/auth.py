@@ -46,11 +46,11 @@ class SocketClaim:
         """
         if self.user_id is None or opening is None:
             return UNAUTHENTICATED
-        if not opening.snapshot.is_active:
+        if not opening.status.is_active:
             return INACTIVE
         if opening.sign_in_live is False:
             return UNAUTHENTICATED
-        if opening.snapshot.credentials_generation != self.generation:
+        if opening.status.credentials_generation != self.generation:
             return UNAUTHENTICATED
         return None
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from onboarding.quotas import Rule, quota_hit_async
 from onboarding.selectors import socket_opening_get, wizard_status_get
-from onboarding.status import changed_keys, compute_wizard_status, format_timestamp
+from onboarding.status import changed_keys, format_timestamp
 from realtime import auth
 from realtime.groups import user_group
 from realtime.metrics import SOCKET_CONNECTIONS
@@ -111,8 +111,7 @@ class WizardStatusConsumer(AsyncWebsocketConsumer):
         self.accepted = True
         self.writer = asyncio.create_task(self.write_unsent())
         logger.info("User %s connected to wizard-status WebSocket", claim.user_id)
-        status = compute_wizard_status(opening.snapshot, computed_at=timezone.now())
-        await self.deliver_status(status.as_message(), force=True)
+        await self.deliver_status(opening.status.as_message(), force=True)
 
     async def refuse(self, code: int) -> None:
         """Complete the handshake and close at once: browsers only see codes after accept."""
